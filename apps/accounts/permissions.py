@@ -1,0 +1,37 @@
+from rest_framework import permissions
+
+from apps.accounts.choices import Scope
+from apps.accounts.models import ApiKey
+
+
+def required_scope(request, view) -> str:
+    """The scope a request needs: the view may name one per method, else read or write."""
+    declared = getattr(view, "required_scopes", {})
+    if request.method in declared:
+        return declared[request.method]
+    return Scope.READ if request.method in permissions.SAFE_METHODS else Scope.WRITE
+
+
+class WorkspaceAccess(permissions.BasePermission):
+    """API keys need the scope; signed-in members need a role that may do it.
+
+    Reading needs any membership; changing needs owner or marketer; views that
+    set `owner_only = True` need an owner for changes.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        if getattr(request._request, "workspace", None) is None:
+            return False
+        scope = required_scope(request, view)
+        if isinstance(request.auth, ApiKey):
+            return request.auth.has_scope(scope) or (
+                scope == Scope.INGEST and request.auth.has_scope(Scope.WRITE)
+            )
+        membership = getattr(request._request, "membership", None)
+        if membership is None:
+            return False
+        if scope == Scope.READ:
+            return True
+        if getattr(view, "owner_only", False):
+            return membership.can_manage
+        return membership.can_edit

@@ -1,0 +1,15 @@
+"""Settings for the test suite: the real PostgreSQL and Redis, faster where speed is free."""
+
+from orchestra.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Tests that are not about the worker run tasks inline; worker tests start a real one.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CACHES["default"]["KEY_PREFIX"] = "orchestra-test"  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
