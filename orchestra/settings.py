@@ -96,7 +96,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_CLIENT_URL,
-        "KEY_PREFIX": "orchestra",
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "orchestra"),
     }
 }
 

@@ -11,5 +11,5 @@ STORAGES = {
 # Tests that are not about the worker run tasks inline; worker tests start a real one.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
-CACHES["default"]["KEY_PREFIX"] = "orchestra-test"  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = "orchestra-test"  # noqa: F405 (worker tests pass it on)
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -1,0 +1,71 @@
+"""Named people for access tests: an owner, a marketer and an analyst of the Acme
+workspace, and an outsider who owns a workspace of their own."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.accounts import services
+from apps.accounts.choices import Role
+from tests.accounts.factories import MembershipFactory, UserFactory
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def owner(db):
+    return UserFactory(email="owner@acme.test", name="Olivia Owner")
+
+
+@pytest.fixture
+def workspace(owner):
+    return services.create_workspace("Acme", "acme", owner, "Europe/Copenhagen")
+
+
+@pytest.fixture
+def marketer(workspace):
+    return MembershipFactory(
+        workspace=workspace, user__email="marketer@acme.test", role=Role.MARKETER
+    ).user
+
+
+@pytest.fixture
+def analyst(workspace):
+    return MembershipFactory(
+        workspace=workspace, user__email="analyst@acme.test", role=Role.ANALYST
+    ).user
+
+
+@pytest.fixture
+def outsider(db):
+    user = UserFactory(email="outsider@other.test")
+    services.create_workspace("Other Brand", "other", user)
+    return user
+
+
+@pytest.fixture
+def other_workspace(outsider):
+    return outsider.workspaces.get()
+
+
+@pytest.fixture
+def client_for(client):
+    """client_for(user): the test client signed in as that user."""
+
+    def sign_in(user):
+        client.force_login(user)
+        return client
+
+    return sign_in
+
+
+@pytest.fixture
+def api_key_for():
+    """api_key_for(workspace, scopes): an APIClient carrying a fresh key of that workspace."""
+
+    def make(workspace, scopes=("ingest", "read", "write")):
+        _key, raw = services.create_api_key(workspace, "test key", list(scopes))
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return api
+
+    return make
