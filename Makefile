@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-dev requirements bench clean-var
+.PHONY: run test lint browser install install-dev requirements clean-var
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,22 @@ run: install
 	$(BIN)/python -m orchestra.launcher
 
 ## make test: lint, Django checks, migrations check, the whole pytest suite.
-test: install-dev lint
+test: install-dev lint browser
 	$(BIN)/python manage.py check --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
+
+## The browser tests drive Debian's Chromium; install it when missing and we may.
+browser:
+	@if [ -z "$$CHROMIUM_PATH" ] && ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing Chromium for the browser tests (apt-get install chromium)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+				|| echo "Chromium could not be installed: the browser tests will be skipped."; \
+		else \
+			echo "Chromium not found: the browser tests will be skipped (apt-get install chromium)."; \
+		fi; \
+	fi
 
 lint: install-dev
 	$(BIN)/ruff check .
