@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import psutil
+import psycopg
 import pytest
 import requests
 
@@ -44,9 +45,10 @@ def processes_using(var_dir) -> list[psutil.Process]:
     return found
 
 
-def run_launcher(var_dir, log):
+def run_launcher(var_dir, log, **env_overrides):
     port = free_port()
-    process = start(["-m", "orchestra.launcher"], launcher_env(var_dir, port), log)
+    env = launcher_env(var_dir, port) | env_overrides
+    process = start(["-m", "orchestra.launcher"], env, log)
     base = f"http://127.0.0.1:{port}"
 
     def ready():
@@ -117,3 +119,40 @@ def test_make_run_serves_a_working_login_and_stops_everything(tmp_path):
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
     assert processes_using(var_dir) == []
+
+
+@pytest.fixture
+def external_database():
+    """A fresh database on the server the tests use, standing in for a production server."""
+    from django.db import connection
+
+    name = "orchestra_launcher_external"
+    db = connection.settings_dict
+    params = {"host": db["HOST"], "port": db["PORT"] or None, "user": db["USER"]}
+    params["password"] = db["PASSWORD"] or None
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    host = db["HOST"].replace("/", "%2F")
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    yield f"postgres://{db['USER']}@{host}{port}/{name}"
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_make_run_uses_the_servers_in_the_environment_and_starts_nothing(
+    tmp_path, external_database, settings
+):
+    var_dir = tmp_path / "var"
+    log = tmp_path / "launcher.log"
+    process, base = run_launcher(
+        var_dir, log, DATABASE_URL=external_database, REDIS_URL=settings.REDIS_URL
+    )
+    try:
+        assert "embedded" not in log.read_text()
+        assert not (var_dir / "pgdata").exists()
+        assert not (var_dir / "redis").exists()
+        password = (var_dir / "admin-password").read_text().strip()
+        assert "Welcome to Orchestra" in sign_in(base, "admin@example.com", password).text
+    finally:
+        assert stop(process, timeout=60) == 0, log.read_text()[-4000:]
