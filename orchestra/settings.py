@@ -188,6 +188,11 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# Batches of 10,000 events or contacts fit well within this; larger bodies get 413.
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 32 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Orchestra API",
     "DESCRIPTION": "Contacts, events, segments, journeys, templates and reports of one workspace. "

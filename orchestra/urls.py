@@ -5,12 +5,16 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from apps.accounts import api as accounts_api
+from apps.contacts import api as contacts_api
 from apps.reporting import views as reporting_views
 from orchestra import health, views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("members", accounts_api.MembershipViewSet, basename="membership")
+router.register("contacts", contacts_api.ContactViewSet, basename="contact")
+router.register("events", contacts_api.EventViewSet, basename="event")
+router.register("lists", contacts_api.ContactListViewSet, basename="contactlist")
 
 api_v1 = [
     path("workspace/", accounts_api.CurrentWorkspaceView.as_view(), name="workspace"),
@@ -25,7 +29,9 @@ urlpatterns = [
         path(f"{section}/", views.empty_section, {"section": section}, name=section)
         for section in views.EMPTY_SECTIONS
     ),
+    path("contacts/", include("apps.contacts.urls")),
     path("settings/", include("apps.accounts.urls")),
+    path("v1/", include("apps.contacts.segment")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(

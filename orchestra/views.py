@@ -6,13 +6,6 @@ from apps.accounts.access import workspace_view
 # Sections of the navigation whose pages are still empty states: what the section
 # will hold and how data gets there. Each is replaced by its app's own views.
 EMPTY_SECTIONS = {
-    "contacts": (
-        _("Contacts"),
-        _(
-            "Contacts arrive from the API, the Segment-compatible ingest endpoints and CSV "
-            "imports. Create an API key under Settings to send the first ones."
-        ),
-    ),
     "segments": (
         _("Segments"),
         _(

@@ -12,7 +12,7 @@ from apps.accounts.models import ApiKey, Membership, Workspace
 # outsider they show the outsider's own workspace, never Acme's.
 WORKSPACE_PAGES = [
     "dashboard",
-    "contacts",
+    "contacts:list",
     "segments",
     "journeys",
     "templates",
@@ -28,7 +28,21 @@ OBJECT_VIEWS = [
     "accounts:api_key_revoke",
     "accounts:switch_workspace",
 ]
-API_ENDPOINTS = ["api:workspace", "api:membership-list", "api:membership-detail"]
+API_ENDPOINTS = [
+    "api:workspace",
+    "api:membership-list",
+    "api:membership-detail",
+    # outsider tests for these: tests/contacts/test_api_access.py
+    "api:contact-list",
+    "api:contact-detail",
+    "api:contact-bulk",
+    "api:contact-export",
+    "api:contact-set-consent",
+    "api:event-list",
+    "api:contactlist-list",
+    "api:contactlist-detail",
+    "api:contactlist-members",
+]
 # Open to anyone by design: health checks, sign-in and password reset, the API
 # description, and the admin (which has its own staff login, tested in test_admin).
 PUBLIC = {
