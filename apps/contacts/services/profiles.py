@@ -4,6 +4,7 @@ external id, then email."""
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -125,11 +126,10 @@ def _upsert_contacts(workspace: Workspace, items: list) -> UpsertResult:
     scoped = Contact.objects.for_workspace(workspace)
     external_ids = {v["external_id"] for _i, v in cleaned if v.get("external_id")}
     emails = {v["email"] for _i, v in cleaned if v.get("email")}
-    by_external_id = {c.external_id: c for c in scoped.filter(external_id__in=external_ids)}
-    by_email = {c.email: c for c in scoped.filter(email__in=emails)}
-    for contact in by_external_id.values():
-        if contact.email:
-            by_email.setdefault(contact.email, contact)
+    found = list(scoped.filter(Q(external_id__in=external_ids) | Q(email__in=emails)))
+    # One instance per row, so a contact found by both keys is recognised as itself.
+    by_external_id = {c.external_id: c for c in found if c.external_id}
+    by_email = {c.email: c for c in found if c.email}
 
     # Keyed by id(contact): several items may name one contact; counts are of contacts.
     new: dict[int, Contact] = {}
