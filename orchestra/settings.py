@@ -115,6 +115,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orchestra.record_worker_heartbeat_task",
         "schedule": 30.0,
     },
+    "sweep-segment-changes": {
+        "task": "apps.segments.tasks.sweep_dirty_contacts_task",
+        "schedule": 15.0,
+    },
+    # Time windows ("in the last 30 days") age out without any event.
+    "refresh-clock-segments": {
+        "task": "apps.segments.tasks.refresh_segments_task",
+        "schedule": 60.0,
+    },
+    "refresh-all-segments": {
+        "task": "apps.segments.tasks.refresh_segments_task",
+        "schedule": 3600.0,
+        "kwargs": {"include_all": True},
+    },
 }
 
 AUTH_USER_MODEL = "accounts.User"

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from apps.accounts import api as accounts_api
 from apps.contacts import api as contacts_api
 from apps.reporting import views as reporting_views
+from apps.segments import api as segments_api
 from orchestra import health, views
 
 router = DefaultRouter(trailing_slash=True)
@@ -15,6 +16,7 @@ router.register("members", accounts_api.MembershipViewSet, basename="membership"
 router.register("contacts", contacts_api.ContactViewSet, basename="contact")
 router.register("events", contacts_api.EventViewSet, basename="event")
 router.register("lists", contacts_api.ContactListViewSet, basename="contactlist")
+router.register("segments", segments_api.SegmentViewSet, basename="segment")
 
 api_v1 = [
     path("workspace/", accounts_api.CurrentWorkspaceView.as_view(), name="workspace"),

@@ -5,7 +5,11 @@ from apps.accounts.models import ApiKey
 
 
 def required_scope(request, view) -> str:
-    """The scope a request needs: the view may name one per method, else read or write."""
+    """The scope a request needs: the view may name one per action (`action_scopes`) or
+    per method (`required_scopes`); otherwise reading needs read and changing needs write."""
+    by_action = getattr(view, "action_scopes", {})
+    if getattr(view, "action", None) in by_action:
+        return by_action[view.action]
     declared = getattr(view, "required_scopes", {})
     if request.method in declared:
         return declared[request.method]

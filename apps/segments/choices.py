@@ -1,0 +1,2 @@
+SEGMENT_ENTERED = "segment_entered"
+SEGMENT_EXITED = "segment_exited"
