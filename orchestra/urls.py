@@ -32,6 +32,7 @@ urlpatterns = [
         for section in views.EMPTY_SECTIONS
     ),
     path("contacts/", include("apps.contacts.urls")),
+    path("segments/", include("apps.segments.urls")),
     path("settings/", include("apps.accounts.urls")),
     path("v1/", include("apps.contacts.segment")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

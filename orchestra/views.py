@@ -6,13 +6,6 @@ from apps.accounts.access import workspace_view
 # Sections of the navigation whose pages are still empty states: what the section
 # will hold and how data gets there. Each is replaced by its app's own views.
 EMPTY_SECTIONS = {
-    "segments": (
-        _("Segments"),
-        _(
-            "A segment groups contacts by attributes, consent, lists and behaviour, and is "
-            "kept current the moment a contact changes."
-        ),
-    ),
     "journeys": (
         _("Journeys"),
         _("A journey is each contact's path through your messages, reacting to what they do."),

@@ -56,7 +56,7 @@ def run_launcher(var_dir, log, **env_overrides):
             raise AssertionError(f"launcher exited early:\n{log.read_text()[-4000:]}")
         try:
             return requests.get(f"{base}/readyz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy to answer
             return False
 
     wait_for(ready, 180, "the launcher to serve /readyz", log)

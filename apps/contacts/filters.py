@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.contacts.choices import ConsentChannel, ConsentStatus
 from apps.contacts.models import Consent, Contact, Event, ListMembership
+from apps.segments.models import SegmentMembership
 
 
 class ContactFilterSet(django_filters.FilterSet):
@@ -17,6 +18,9 @@ class ContactFilterSet(django_filters.FilterSet):
     email = django_filters.CharFilter(label=_("Email"), method="exact_email")
     external_id = django_filters.CharFilter(label=_("External id"))
     list = django_filters.CharFilter(label=_("In list"), method="in_list", help_text=_("List slug"))
+    segment = django_filters.CharFilter(
+        label=_("In segment"), method="in_segment", help_text=_("Segment slug")
+    )
     consent_channel = django_filters.ChoiceFilter(
         label=_("Consent channel"), choices=ConsentChannel.choices, method="noop"
     )
@@ -56,6 +60,13 @@ class ContactFilterSet(django_filters.FilterSet):
 
     def in_list(self, queryset, name, value):
         members = ListMembership.objects.filter(contact_id=OuterRef("pk"), contact_list__slug=value)
+        return queryset.filter(Exists(members))
+
+    def in_segment(self, queryset, name, value):
+        members = SegmentMembership.objects.filter(
+            contact_id=OuterRef("pk"), segment__workspace_id=OuterRef("workspace_id"),
+            segment__slug=value,
+        )  # fmt: skip
         return queryset.filter(Exists(members))
 
     def filter_queryset(self, queryset):

@@ -156,3 +156,32 @@ def check_attributes(value) -> dict:
         if not key or len(key) > 100:
             raise InvalidValue(_("Attribute names are 1 to 100 characters."))
     return value
+
+
+def unstorable_strings(value) -> dict:
+    """Errors when any text in the value (keys included) holds what PostgreSQL cannot
+    store: a NUL character or a lone UTF-16 surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or (not item.isascii() and _has_surrogate(item)):
+                return {
+                    "non_field_errors": [
+                        _("Text may not contain NUL characters (\\u0000) or lone surrogates.")
+                    ]
+                }
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return {}
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -343,7 +343,9 @@ def contacts_changed(workspace_id: int, contact_ids) -> None:
     """
     ids = {int(pk) for pk in contact_ids}
     if ids:
-        transaction.on_commit(lambda: _mark_dirty(workspace_id, ids))
+        # robust: a broker hiccup must not fail the request that already committed; the
+        # changes wait in Redis for the sweeper, and the hourly refresh heals the rest.
+        transaction.on_commit(lambda: _mark_dirty(workspace_id, ids), robust=True)
 
 
 def _redis():
@@ -391,3 +393,84 @@ def dirty_workspaces() -> list[int]:
     """Workspaces with changed contacts waiting (for the sweeper after a worker crash)."""
     prefix = _dirty_key(0)[:-1]
     return [int(key.decode().rsplit(":", 1)[1]) for key in _redis().scan_iter(f"{prefix}*")]
+
+
+# What the workspace has seen, for the segment builder's pickers -------------------------
+
+# Attribute names come from the newest contacts: recent ones show the attributes in use
+# now, and a bounded sample keeps the builder fast with a million contacts.
+ATTRIBUTE_SAMPLE_CONTACTS = 5000
+KNOWN_EVENT_NAMES_LIMIT = 1000
+# jsonb_typeof's names, as the builder calls them ("date": ISO 8601 text).
+SEEN_TYPES = {"string": "text", "number": "number", "boolean": "boolean", "date": "date",
+              "array": "list", "object": "object"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KnownAttribute:
+    name: str
+    type: str  # a value of SEEN_TYPES: the type most sampled contacts hold
+
+
+def known_attributes(workspace: Workspace) -> list[KnownAttribute]:
+    """The attribute names on the workspace's newest contacts, each with its usual type."""
+    from apps.segments.rules.spec import ISO_DATETIME_PATTERN
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.key,
+                   CASE WHEN jsonb_typeof(a.value) = 'string' AND a.value #>> '{}' ~ %(iso)s
+                        THEN 'date' ELSE jsonb_typeof(a.value) END AS seen_type,
+                   count(*) AS seen
+            FROM (SELECT attributes FROM contacts_contact
+                  WHERE workspace_id = %(workspace_id)s ORDER BY id DESC LIMIT %(sample)s) c
+            CROSS JOIN LATERAL jsonb_each(
+                CASE WHEN jsonb_typeof(c.attributes) = 'object' THEN c.attributes
+                     ELSE '{}'::jsonb END) AS a
+            WHERE jsonb_typeof(a.value) <> 'null'
+            GROUP BY 1, 2
+            ORDER BY 1, 3 DESC, 2
+            """,
+            {"workspace_id": workspace.pk, "sample": ATTRIBUTE_SAMPLE_CONTACTS,
+             "iso": ISO_DATETIME_PATTERN},
+        )  # fmt: skip
+        usual: dict[str, str] = {}
+        for name, seen_type, _seen in cursor.fetchall():
+            usual.setdefault(name, SEEN_TYPES.get(seen_type, "text"))
+    return [KnownAttribute(name, seen_type) for name, seen_type in usual.items()]
+
+
+def known_event_names(workspace: Workspace, limit: int = KNOWN_EVENT_NAMES_LIMIT) -> list[str]:
+    """Every event name the workspace has recorded, alphabetically.
+
+    A loose index scan over event_name_time (workspace_id, name, occurred_at): each step
+    jumps to the next name with one index probe, so the cost grows with the number of
+    names, not with the millions of events.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH RECURSIVE names(name) AS (
+                (SELECT name FROM contacts_event WHERE workspace_id = %(workspace_id)s
+                 ORDER BY name LIMIT 1)
+                UNION ALL
+                SELECT (SELECT e.name FROM contacts_event e
+                        WHERE e.workspace_id = %(workspace_id)s AND e.name > names.name
+                        ORDER BY e.name LIMIT 1)
+                FROM names WHERE names.name IS NOT NULL
+            )
+            SELECT name FROM names WHERE name IS NOT NULL LIMIT %(limit)s
+            """,
+            {"workspace_id": workspace.pk, "limit": limit},
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def journeys_using(segment: Segment) -> list:
+    """The journeys whose entry, splits or exit criteria use this segment.
+
+    Journeys do not exist yet: the journeys issue (journey graphs and versions, the
+    engine and the builder) fills this in. Until then no journey uses any segment.
+    """
+    return []

@@ -1,19 +1,33 @@
 """Every view and endpoint: an outsider sees nothing of another workspace, and an
 analyst (or a marketer, where owners only may act) changes nothing."""
 
+import json
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from apps.accounts import services
 from apps.accounts.choices import Role
 from apps.accounts.models import ApiKey, Membership, Workspace
+from apps.contacts.models import (
+    ConsentChange,
+    Contact,
+    ContactImport,
+    ContactList,
+    ListMembership,
+)
+from apps.segments.models import Segment
 
 # Pages that work inside the current workspace: reachable by any member, and for an
 # outsider they show the outsider's own workspace, never Acme's.
 WORKSPACE_PAGES = [
     "dashboard",
     "contacts:list",
-    "segments",
+    "contacts:lists",
+    "contacts:import_list",
+    "contacts:import_start",
+    "segments:list",
+    "segments:create",
     "journeys",
     "templates",
     "reports",
@@ -27,7 +41,36 @@ OBJECT_VIEWS = [
     "accounts:member_remove",
     "accounts:api_key_revoke",
     "accounts:switch_workspace",
+    # the contact list's bulk action addresses a list by the id it posts
+    "contacts:bulk_add_to_list",
+    "contacts:detail",
+    "contacts:edit",
+    "contacts:consent",
+    "contacts:list_membership",
+    "contacts:timeline",
+    "contacts:export_json",
+    "contacts:erase",
+    # CSV import; role tests: tests/contacts/test_import.py
+    "contacts:import_detail",
+    "contacts:import_mapping",
+    "contacts:import_progress",
+    "contacts:import_errors",
+    "segments:detail",
+    "segments:edit",
+    "segments:size_csv",
+    "segments:refresh",
+    "segments:delete",
 ]
+# Of OBJECT_VIEWS, those that only read: an outsider asks for them with GET.
+OBJECT_READS = {"contacts:detail", "contacts:timeline", "contacts:export_json"}
+OBJECT_READS |= {"contacts:import_detail", "contacts:import_progress", "contacts:import_errors"}
+OBJECT_READS |= {"segments:detail", "segments:size_csv"}
+# Downloads of the current workspace's data (not pages, so not WORKSPACE_PAGES);
+# outsider, analyst and anonymous tests: tests/contacts/test_export.py
+WORKSPACE_DOWNLOADS = ["contacts:export"]
+# Posts that only answer about the current workspace (no row addressed, nothing changed);
+# analysts are refused them with CHANGE_POSTS, the outsider test is below.
+WORKSPACE_POSTS = ["segments:preview"]
 API_ENDPOINTS = [
     "api:workspace",
     "api:membership-list",
@@ -42,7 +85,24 @@ API_ENDPOINTS = [
     "api:contactlist-list",
     "api:contactlist-detail",
     "api:contactlist-members",
+    # outsider tests for these: tests/segments/test_api.py
+    "api:segment-list",
+    "api:segment-detail",
+    "api:segment-members",
+    "api:segment-preview",
 ]
+# Segment-compatible ingest; outsider and scope tests: tests/contacts/test_segment_ingest.py
+SEGMENT_ENDPOINTS = [
+    "segment-identify",
+    "segment-track",
+    "segment-page",
+    "segment-screen",
+    "segment-group",
+    "segment-alias",
+    "segment-batch",
+]
+# The same views at the one-letter paths analytics.js posts to (/v1/t, /v1/b, ...).
+SEGMENT_ENDPOINTS += [f"{name}-analytics-js" for name in SEGMENT_ENDPOINTS]
 # Open to anyone by design: health checks, sign-in and password reset, the API
 # description, and the admin (which has its own staff login, tested in test_admin).
 PUBLIC = {
@@ -71,7 +131,10 @@ def all_url_names(resolver=None, namespace=""):
 
 
 def test_every_url_is_covered_by_an_access_test():
-    covered = set(WORKSPACE_PAGES) | set(OBJECT_VIEWS) | set(API_ENDPOINTS) | PUBLIC
+    covered = (
+        set(WORKSPACE_PAGES) | set(OBJECT_VIEWS) | set(API_ENDPOINTS) | set(SEGMENT_ENDPOINTS)
+        | set(WORKSPACE_DOWNLOADS) | set(WORKSPACE_POSTS) | PUBLIC
+    )  # fmt: skip
     names = {name for name in all_url_names() if not name.startswith("admin:")}
     assert names - covered == set(), "add the new view to the access tests"
 
@@ -84,6 +147,25 @@ def acme(workspace, marketer, analyst):
         "workspace": workspace,
         "api_key": api_key,
         "marketer_membership": Membership.objects.get(user=marketer),
+        "contact": Contact.objects.create(
+            workspace=workspace, email="ann@acme.test", first_name="Ann", attributes={"plan": "pro"}
+        ),
+        "erasable_contact": Contact.objects.create(workspace=workspace, email="bo@acme.test"),
+        "contact_list": ContactList.objects.create(workspace=workspace, name="VIP", slug="vip"),
+        # An uploaded file waiting for its mapping (the file itself is never read here).
+        "contact_import": ContactImport.objects.create(
+            workspace=workspace,
+            file="imports/acme.csv",
+            original_name="acme.csv",
+            mapping={"encoding": "utf-8", "delimiter": ",", "header": ["Email"]},
+            total_rows=1,
+        ),
+        "segment": Segment.objects.create(
+            workspace=workspace,
+            name="Pros",
+            slug="pros",
+            rule={"attr": "plan", "op": "eq", "value": "pro"},
+        ),
     }
 
 
@@ -95,6 +177,16 @@ def object_url(name, acme):
     }
     if name == "accounts:switch_workspace":
         return reverse(name, args=[acme["workspace"].slug])
+    if name == "contacts:bulk_add_to_list":
+        return reverse(name)
+    if name == "contacts:erase":
+        return reverse(name, args=[acme["erasable_contact"].pk])
+    if name.startswith("contacts:import_"):
+        return reverse(name, args=[acme["contact_import"].pk])
+    if name.startswith("contacts:"):
+        return reverse(name, args=[acme["contact"].pk])
+    if name.startswith("segments:"):
+        return reverse(name, args=[acme["segment"].pk])
     return reverse(name, args=[target[name]])
 
 
@@ -107,6 +199,21 @@ def acme_state(acme):
             Membership.objects.for_workspace(workspace).values_list("user__email", "role")
         ),
         "keys": sorted(ApiKey.objects.for_workspace(workspace).values_list("name", "revoked_at")),
+        "contacts": list(
+            Contact.objects.for_workspace(workspace)
+            .order_by("pk")
+            .values_list("email", "first_name", "attributes")
+        ),
+        "consent_changes": ConsentChange.objects.for_workspace(workspace).count(),
+        "lists": sorted(
+            ContactList.objects.for_workspace(workspace).values_list("name", flat=True)
+        ),
+        "list_members": ListMembership.objects.for_workspace(workspace).count(),
+        "segments": list(
+            Segment.objects.for_workspace(workspace)
+            .order_by("pk")
+            .values_list("name", "rule", "refreshed_at")
+        ),
     }
 
 
@@ -117,7 +224,36 @@ CHANGE_POSTS = {
     "accounts:member_role": {"role": Role.OWNER},
     "accounts:member_remove": {},
     "accounts:api_key_revoke": {},
+    "contacts:lists": {"name": "Stolen"},
+    "contacts:bulk_add_to_list": lambda acme: {
+        "contact_list": acme["contact_list"].pk,
+        "contact": [acme["contact"].pk],
+    },
+    "contacts:edit": {
+        "email": "ann@acme.test",
+        "first_name": "Hacked",
+        "attributes-TOTAL_FORMS": "0",
+        "attributes-INITIAL_FORMS": "0",
+    },
+    "contacts:consent": {"channel": "email", "status": "unsubscribed"},
+    "contacts:list_membership": lambda acme: {
+        "contact_list": acme["contact_list"].pk,
+        "action": "add",
+    },
+    "contacts:erase": {"confirm": "bo@acme.test"},
+    "segments:create": {"name": "Stolen segment", "rule": '{"all": []}'},
+    "segments:preview": {"rule": '{"all": []}'},
+    "segments:edit": {"name": "Hacked segment", "rule": '{"all": []}'},
+    "segments:refresh": {},
+    "segments:delete": {},
 }
+# Of CHANGE_POSTS, those marketers may make too (analysts still may not).
+EDITOR_POSTS = {name for name in CHANGE_POSTS if name.startswith(("contacts:", "segments:"))}
+
+
+def post_data(name, acme):
+    data = CHANGE_POSTS.get(name, {})
+    return data(acme) if callable(data) else data
 
 
 @pytest.mark.parametrize("name", OBJECT_VIEWS)
@@ -125,7 +261,11 @@ def test_outsider_gets_404_from_views_addressing_another_workspace(
     name, acme, outsider, client_for
 ):
     before = acme_state(acme)
-    response = client_for(outsider).post(object_url(name, acme), CHANGE_POSTS.get(name, {}))
+    client = client_for(outsider)
+    if name in OBJECT_READS:
+        response = client.get(object_url(name, acme))
+    else:
+        response = client.post(object_url(name, acme), post_data(name, acme))
     assert response.status_code == 404
     assert acme_state(acme) == before
 
@@ -139,6 +279,7 @@ def test_outsider_pages_show_only_their_own_workspace(name, acme, outsider, clie
     assert "Acme" not in content
     assert "marketer@acme.test" not in content
     assert acme["api_key"].prefix not in content
+    assert "ann@acme.test" not in content
 
 
 @pytest.mark.parametrize("name", WORKSPACE_PAGES)
@@ -148,13 +289,22 @@ def test_anonymous_visitor_is_sent_to_sign_in(name, client, db):
     assert response.url.startswith(reverse("login"))
 
 
-@pytest.mark.parametrize("name", list(CHANGE_POSTS))
+@pytest.mark.parametrize("name", [name for name in CHANGE_POSTS if name not in EDITOR_POSTS])
 @pytest.mark.parametrize("person", ["analyst", "marketer"])
 def test_only_owners_change_settings_members_and_keys(name, person, acme, request, client_for):
     user = request.getfixturevalue(person)
     url = object_url(name, acme) if name in OBJECT_VIEWS else reverse(name)
     before = acme_state(acme)
-    response = client_for(user).post(url, CHANGE_POSTS[name])
+    response = client_for(user).post(url, post_data(name, acme))
+    assert response.status_code == 403
+    assert acme_state(acme) == before
+
+
+@pytest.mark.parametrize("name", sorted(EDITOR_POSTS))
+def test_analyst_cannot_change_contacts_or_lists(name, acme, analyst, client_for):
+    url = object_url(name, acme) if name in OBJECT_VIEWS else reverse(name)
+    before = acme_state(acme)
+    response = client_for(analyst).post(url, post_data(name, acme))
     assert response.status_code == 403
     assert acme_state(acme) == before
 
@@ -162,17 +312,35 @@ def test_only_owners_change_settings_members_and_keys(name, person, acme, reques
 def test_owner_can_make_the_same_changes(acme, owner, client_for):
     """The forbidden posts above are real changes: an owner's go through."""
     client = client_for(owner)
-    for name, data in CHANGE_POSTS.items():
+    for name in CHANGE_POSTS:
         if name == "accounts:member_remove":
             continue  # would remove the marketer whose role is changed
         url = object_url(name, acme) if name in OBJECT_VIEWS else reverse(name)
-        assert client.post(url, data).status_code in (200, 302), name
+        assert client.post(url, post_data(name, acme)).status_code in (200, 302), name
     state = acme_state(acme)
     assert state["workspace"][0] == "Hacked"
     assert ("intruder@evil.test", Role.OWNER) in state["memberships"]
     assert ("marketer@acme.test", Role.OWNER) in state["memberships"]
     assert {name for name, _revoked in state["keys"]} == {"Acme site", "stolen"}
     assert all(revoked for name, revoked in state["keys"] if name == "Acme site")
+    assert state["contacts"] == [("ann@acme.test", "Hacked", {})]
+    assert state["lists"] == ["Stolen", "VIP"]
+    assert (state["consent_changes"], state["list_members"]) == (1, 1)
+    assert [name for name, _rule, _refreshed in state["segments"]] == ["Stolen segment"]
+
+
+def test_outsider_preview_counts_only_their_own_workspace(acme, outsider, client_for):
+    client = client_for(outsider)
+    pros = {"attr": "plan", "op": "eq", "value": "pro"}
+    response = client.post(reverse("segments:preview"), {"rule": json.dumps(pros)})
+    assert response.status_code == 200
+    assert 'data-count="0"' in response.content.decode()
+    acme_refs = {"any": [{"segment": "pros"}, {"list": "vip"}]}
+    content = client.post(reverse("segments:preview"), {"rule": json.dumps(acme_refs)})
+    content = content.content.decode()
+    assert "there is no segment &#x27;pros&#x27;" in content
+    assert "there is no list &#x27;vip&#x27;" in content
+    assert "ann@acme.test" not in content
 
 
 def test_outsider_cannot_switch_into_another_workspace(acme, outsider, client_for):

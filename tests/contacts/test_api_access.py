@@ -9,8 +9,9 @@ from tests.contacts.factories import ContactFactory, ContactListFactory, EventFa
 
 @pytest.fixture
 def acme_contact(workspace):
-    contact = ContactFactory(workspace=workspace, external_id="acme-1", email="ann@acme.test",
-                             attributes={"plan": "pro"})  # fmt: skip
+    contact = ContactFactory(
+        workspace=workspace, external_id="acme-1", email="ann@acme.test", attributes={"plan": "pro"}
+    )
     EventFactory(contact=contact, name="purchase")
     return contact
 
@@ -31,8 +32,12 @@ def outsider_api(other_workspace, api_key_for):
 
 def snapshot(contact):
     contact.refresh_from_db()
-    return (contact.email, contact.attributes, contact.events.count(),
-            list(contact.consents.values_list("status", flat=True)))  # fmt: skip
+    return (
+        contact.email,
+        contact.attributes,
+        contact.events.count(),
+        list(contact.consents.values_list("status", flat=True)),
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,14 +98,28 @@ def test_outsider_writes_with_the_same_identifiers_stay_in_their_workspace(
     acme_contact, acme_list, outsider_api, other_workspace
 ):
     before = snapshot(acme_contact)
-    outsider_api.post(reverse("api:contact-bulk"),
-                      {"contacts": [{"external_id": "acme-1", "email": "ann@acme.test",
-                                     "attributes": {"plan": "stolen"}}]}, format="json")  # fmt: skip
-    outsider_api.post(reverse("api:event-list"), {"external_id": "acme-1", "name": "fake"},
-                      format="json")  # fmt: skip
+    outsider_api.post(
+        reverse("api:contact-bulk"),
+        {
+            "contacts": [
+                {
+                    "external_id": "acme-1",
+                    "email": "ann@acme.test",
+                    "attributes": {"plan": "stolen"},
+                }
+            ]
+        },
+        format="json",
+    )
+    outsider_api.post(
+        reverse("api:event-list"), {"external_id": "acme-1", "name": "fake"}, format="json"
+    )
     own_list = ContactListFactory(workspace=other_workspace)
-    response = outsider_api.post(reverse("api:contactlist-members", args=[own_list.pk]),
-                                 {"contacts": [acme_contact.pk]}, format="json")  # fmt: skip
+    response = outsider_api.post(
+        reverse("api:contactlist-members", args=[own_list.pk]),
+        {"contacts": [acme_contact.pk]},
+        format="json",
+    )
     assert response.json() == {"changed": 0}
     assert snapshot(acme_contact) == before
     theirs = Contact.objects.get(workspace=other_workspace, external_id="acme-1")
@@ -139,6 +158,9 @@ def test_analyst_session_reads_contacts(acme_contact, analyst, client_for):
 
 def test_marketer_session_may_change_contacts_with_csrf(acme_contact, marketer, client_for):
     client = client_for(marketer)
-    response = client.patch(reverse("api:contact-detail", args=[acme_contact.pk]),
-                            {"first_name": "Ann"}, content_type="application/json")  # fmt: skip
+    response = client.patch(
+        reverse("api:contact-detail", args=[acme_contact.pk]),
+        {"first_name": "Ann"},
+        content_type="application/json",
+    )
     assert response.status_code == 200

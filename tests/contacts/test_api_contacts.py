@@ -31,15 +31,32 @@ def detail(contact):
 def test_create_returns_the_contract_shape_with_normalised_values(api, workspace):
     response = api.post(
         LIST_URL,
-        {"external_id": "u1", "email": " Ann@Example.COM ", "phone": "+45 20 12 34 56",
-         "first_name": "Ann", "timezone": "Europe/Copenhagen", "locale": "da-DK",
-         "attributes": {"plan": "pro", "seats": 3, "beta": True}},
+        {
+            "external_id": "u1",
+            "email": " Ann@Example.COM ",
+            "phone": "+45 20 12 34 56",
+            "first_name": "Ann",
+            "timezone": "Europe/Copenhagen",
+            "locale": "da-DK",
+            "attributes": {"plan": "pro", "seats": 3, "beta": True},
+        },
         format="json",
-    )  # fmt: skip
+    )
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "external_id", "email", "phone", "first_name", "last_name",
-                         "timezone", "locale", "attributes", "created_at", "updated_at"}  # fmt: skip
+    assert set(body) == {
+        "id",
+        "external_id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "timezone",
+        "locale",
+        "attributes",
+        "created_at",
+        "updated_at",
+    }
     assert body["email"] == "ann@example.com"
     assert body["phone"] == "+4520123456"
     assert body["attributes"] == {"plan": "pro", "seats": 3, "beta": True}
@@ -71,9 +88,10 @@ def test_duplicate_email_or_external_id_is_refused(api, workspace):
 def test_patch_merges_attributes_and_null_removes_one(api, workspace):
     contact = ContactFactory(workspace=workspace, attributes={"plan": "free", "seats": 1})
     response = api.patch(
-        detail(contact), {"attributes": {"plan": "pro", "seats": None}, "first_name": "Bo"},
+        detail(contact),
+        {"attributes": {"plan": "pro", "seats": None}, "first_name": "Bo"},
         format="json",
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     contact.refresh_from_db()
     assert contact.attributes == {"plan": "pro"}
@@ -82,18 +100,26 @@ def test_patch_merges_attributes_and_null_removes_one(api, workspace):
 
 def test_put_replaces_the_whole_profile(api, workspace):
     contact = ContactFactory(workspace=workspace, first_name="Ann", attributes={"plan": "free"})
-    response = api.put(detail(contact), {"external_id": contact.external_id,
-                                         "attributes": {"tier": 2}}, format="json")  # fmt: skip
+    response = api.put(
+        detail(contact),
+        {"external_id": contact.external_id, "attributes": {"tier": 2}},
+        format="json",
+    )
     assert response.status_code == 200
     contact.refresh_from_db()
     assert (contact.first_name, contact.email, contact.attributes) == ("", None, {"tier": 2})
 
 
 def test_filters_search_list_consent_and_attribute(api, workspace):
-    ann = ContactFactory(workspace=workspace, email="ann@shop.test", first_name="Ann",
-                         attributes={"plan": "pro", "seats": 5})  # fmt: skip
-    bo = ContactFactory(workspace=workspace, email="bo@shop.test", first_name="Bo",
-                        attributes={"plan": "free"})  # fmt: skip
+    ann = ContactFactory(
+        workspace=workspace,
+        email="ann@shop.test",
+        first_name="Ann",
+        attributes={"plan": "pro", "seats": 5},
+    )
+    bo = ContactFactory(
+        workspace=workspace, email="bo@shop.test", first_name="Bo", attributes={"plan": "free"}
+    )
     vip = ContactListFactory(workspace=workspace, slug="vip")
     ListMembership.objects.create(workspace=workspace, contact_list=vip, contact=bo, source="api")
     set_consent(ann, "email", "subscribed", "test")
@@ -129,13 +155,20 @@ def test_list_is_cursor_paginated(api, workspace):
 class TestBulk:
     def test_creates_updates_and_reports_unchanged(self, api, workspace):
         ContactFactory(workspace=workspace, external_id="u1", email="old@example.com")
-        ContactFactory(workspace=workspace, external_id="u2", email="same@example.com",
-                       first_name="Same")  # fmt: skip
-        response = api.post(BULK_URL, {"contacts": [
-            {"external_id": "u1", "email": "new@example.com"},
-            {"external_id": "u2", "email": "same@example.com", "first_name": "Same"},
-            {"email": "fresh@example.com", "attributes": {"plan": "pro"}},
-        ]}, format="json")  # fmt: skip
+        ContactFactory(
+            workspace=workspace, external_id="u2", email="same@example.com", first_name="Same"
+        )
+        response = api.post(
+            BULK_URL,
+            {
+                "contacts": [
+                    {"external_id": "u1", "email": "new@example.com"},
+                    {"external_id": "u2", "email": "same@example.com", "first_name": "Same"},
+                    {"email": "fresh@example.com", "attributes": {"plan": "pro"}},
+                ]
+            },
+            format="json",
+        )
         assert response.status_code == 200
         assert response.json() == {"created": 1, "updated": 1, "unchanged": 1, "rejected": []}
         assert Contact.objects.get(external_id="u1").email == "new@example.com"
@@ -143,15 +176,22 @@ class TestBulk:
 
     def test_matches_by_email_when_no_external_id_and_adds_the_external_id(self, api, workspace):
         contact = ContactFactory(workspace=workspace, external_id=None, email="ann@example.com")
-        api.post(BULK_URL, {"contacts": [{"external_id": "crm-1", "email": "Ann@Example.com"}]},
-                 format="json")  # fmt: skip
+        api.post(
+            BULK_URL,
+            {"contacts": [{"external_id": "crm-1", "email": "Ann@Example.com"}]},
+            format="json",
+        )
         contact.refresh_from_db()
         assert contact.external_id == "crm-1"
         assert Contact.objects.count() == 1
 
     def test_resending_the_same_batch_changes_nothing(self, api):
-        batch = {"contacts": [{"external_id": f"u{i}", "email": f"u{i}@example.com",
-                               "attributes": {"n": i}} for i in range(50)]}  # fmt: skip
+        batch = {
+            "contacts": [
+                {"external_id": f"u{i}", "email": f"u{i}@example.com", "attributes": {"n": i}}
+                for i in range(50)
+            ]
+        }
         assert api.post(BULK_URL, batch, format="json").json()["created"] == 50
         stamps = dict(Contact.objects.values_list("external_id", "updated_at"))
         again = api.post(BULK_URL, batch, format="json").json()
@@ -160,14 +200,20 @@ class TestBulk:
 
     def test_reports_each_bad_item_and_stores_the_rest(self, api, workspace):
         ContactFactory(workspace=workspace, external_id="taken", email="taken@example.com")
-        response = api.post(BULK_URL, {"contacts": [
-            {"external_id": "ok-1"},
-            {"first_name": "No identifier"},
-            {"external_id": "x", "email": "broken"},
-            {"external_id": "other", "email": "taken@example.com"},
-            [],
-            {"email": "ok-2@example.com"},
-        ]}, format="json")  # fmt: skip
+        response = api.post(
+            BULK_URL,
+            {
+                "contacts": [
+                    {"external_id": "ok-1"},
+                    {"first_name": "No identifier"},
+                    {"external_id": "x", "email": "broken"},
+                    {"external_id": "other", "email": "taken@example.com"},
+                    [],
+                    {"email": "ok-2@example.com"},
+                ]
+            },
+            format="json",
+        )
         body = response.json()
         assert body["created"] == 2
         assert [item["index"] for item in body["rejected"]] == [1, 2, 3, 4]
@@ -175,9 +221,16 @@ class TestBulk:
         assert Contact.objects.count() == 3
 
     def test_the_same_contact_twice_in_a_batch_is_one_contact(self, api):
-        body = api.post(BULK_URL, {"contacts": [
-            {"external_id": "u1", "first_name": "A"}, {"external_id": "u1", "last_name": "B"}
-        ]}, format="json").json()  # fmt: skip
+        body = api.post(
+            BULK_URL,
+            {
+                "contacts": [
+                    {"external_id": "u1", "first_name": "A"},
+                    {"external_id": "u1", "last_name": "B"},
+                ]
+            },
+            format="json",
+        ).json()
         assert body["created"] == 1
         contact = Contact.objects.get()
         assert (contact.first_name, contact.last_name) == ("A", "B")
@@ -202,15 +255,19 @@ class TestBulk:
 def test_consent_endpoint_records_history(api, workspace):
     contact = ContactFactory(workspace=workspace)
     url = reverse("api:contact-set-consent", args=[contact.pk])
-    response = api.post(url, {"channel": "email", "status": "subscribed", "source": "form"},
-                        format="json")  # fmt: skip
+    response = api.post(
+        url, {"channel": "email", "status": "subscribed", "source": "form"}, format="json"
+    )
     assert response.json() == {"channel": "email", "status": "subscribed", "changed": True}
     again = api.post(url, {"channel": "email", "status": "subscribed"}, format="json")
     assert again.json()["changed"] is False
     api.post(url, {"channel": "email", "status": "unsubscribed"}, format="json")
     assert Consent.objects.get(contact=contact).status == "unsubscribed"
-    assert list(ConsentChange.objects.filter(contact=contact).order_by("id").values_list(
-        "status", flat=True)) == ["subscribed", "unsubscribed"]  # fmt: skip
+    assert list(
+        ConsentChange.objects.filter(contact=contact)
+        .order_by("id")
+        .values_list("status", flat=True)
+    ) == ["subscribed", "unsubscribed"]
     bad = api.post(url, {"channel": "fax", "status": "maybe"}, format="json")
     assert set(bad.json()["errors"]) == {"channel", "status"}
 

@@ -19,10 +19,15 @@ def api(workspace, api_key_for):
 def test_one_event_creates_the_contact_on_first_sight(api, workspace):
     response = api.post(
         URL,
-        {"external_id": "u1", "name": "purchase", "properties": {"amount": 120},
-         "occurred_at": "2026-03-01T10:00:00+01:00", "message_id": "order-1"},
+        {
+            "external_id": "u1",
+            "name": "purchase",
+            "properties": {"amount": 120},
+            "occurred_at": "2026-03-01T10:00:00+01:00",
+            "message_id": "order-1",
+        },
         format="json",
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert response.json() == {"accepted": 1, "rejected": []}
     event = Event.objects.get()
@@ -46,10 +51,16 @@ def test_events_find_existing_contacts_by_external_id_email_and_anonymous_id(api
     AnonymousId.objects.create(workspace=workspace, anonymous_id="anon-7", contact=visitor)
     response = api.post(
         URL,
-        {"events": [{"external_id": "k1", "name": "a"}, {"email": "KIM@example.test", "name": "b"},
-                    {"anonymous_id": "anon-7", "name": "c"}, {"anonymous_id": "anon-new", "name": "d"}]},
+        {
+            "events": [
+                {"external_id": "k1", "name": "a"},
+                {"email": "KIM@example.test", "name": "b"},
+                {"anonymous_id": "anon-7", "name": "c"},
+                {"anonymous_id": "anon-new", "name": "d"},
+            ]
+        },
         format="json",
-    )  # fmt: skip
+    )
     assert response.json() == {"accepted": 4, "rejected": []}
     assert set(Event.objects.filter(contact=known).values_list("name", flat=True)) == {"a", "b"}
     assert list(Event.objects.filter(contact=visitor).values_list("name", flat=True)) == ["c"]
@@ -61,19 +72,21 @@ def test_events_find_existing_contacts_by_external_id_email_and_anonymous_id(api
 def test_each_bad_item_is_reported_with_its_index_and_the_good_ones_stored(api):
     response = api.post(
         URL,
-        {"events": [
-            {"external_id": "u1", "name": "ok"},
-            {"name": "no-contact"},
-            {"external_id": "u1"},
-            {"email": "not-an-email", "name": "x"},
-            {"external_id": "u1", "name": "x", "occurred_at": "yesterday"},
-            {"external_id": "u1", "name": "x", "properties": [1, 2]},
-            "not an object",
-            {"external_id": "u1", "name": "x", "colour": "red"},
-            {"external_id": "u1", "name": "also-ok"},
-        ]},
+        {
+            "events": [
+                {"external_id": "u1", "name": "ok"},
+                {"name": "no-contact"},
+                {"external_id": "u1"},
+                {"email": "not-an-email", "name": "x"},
+                {"external_id": "u1", "name": "x", "occurred_at": "yesterday"},
+                {"external_id": "u1", "name": "x", "properties": [1, 2]},
+                "not an object",
+                {"external_id": "u1", "name": "x", "colour": "red"},
+                {"external_id": "u1", "name": "also-ok"},
+            ]
+        },
         format="json",
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["accepted"] == 2
@@ -144,9 +157,17 @@ def test_malformed_json_is_a_clear_400(api):
 def test_events_list_filters_by_contact_and_name(workspace, api_key_for):
     ann = ContactFactory(workspace=workspace, external_id="ann")
     ingest = api_key_for(workspace, ["ingest"])
-    ingest.post(URL, {"events": [{"external_id": "ann", "name": "purchase"},
-                                 {"external_id": "ann", "name": "page"},
-                                 {"external_id": "bo", "name": "purchase"}]}, format="json")  # fmt: skip
+    ingest.post(
+        URL,
+        {
+            "events": [
+                {"external_id": "ann", "name": "purchase"},
+                {"external_id": "ann", "name": "page"},
+                {"external_id": "bo", "name": "purchase"},
+            ]
+        },
+        format="json",
+    )
     reader = api_key_for(workspace, ["read"])
     response = reader.get(URL, {"contact": ann.pk, "name": "purchase"})
     assert response.status_code == 200
@@ -171,3 +192,22 @@ def test_write_key_may_track(workspace, api_key_for):
         URL, {"external_id": "u", "name": "x"}, format="json"
     )
     assert response.status_code == 200
+
+
+def test_text_postgresql_cannot_store_is_a_rejected_item_not_a_500(api):
+    response = api.post(
+        URL,
+        {
+            "events": [
+                {"external_id": "u1", "name": "ok"},
+                {"external_id": "u1", "name": "bad", "properties": {"note": "a\u0000b"}},
+            ]
+        },
+        format="json",
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 1
+    assert body["rejected"][0]["index"] == 1
+    assert "NUL" in body["rejected"][0]["errors"]["non_field_errors"][0]
+    assert list(Event.objects.values_list("name", flat=True)) == ["ok"]

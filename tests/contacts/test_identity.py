@@ -26,8 +26,13 @@ def test_identify_merges_the_anonymous_profile_into_the_known_contact(workspace)
     )
     set_consent(visitor, "push", "subscribed", "browser")
 
-    contact = identity.identify(workspace, external_id="u1", anonymous_id="anon-1",
-                                values={"first_name": "Ann"}, source="segment")  # fmt: skip
+    contact = identity.identify(
+        workspace,
+        external_id="u1",
+        anonymous_id="anon-1",
+        values={"first_name": "Ann"},
+        source="segment",
+    )
     assert contact.pk == known.pk
     assert not Contact.objects.filter(pk=visitor.pk).exists()
     assert Event.objects.filter(contact=known).count() == 2
@@ -46,8 +51,9 @@ def test_identify_merges_the_anonymous_profile_into_the_known_contact(workspace)
 def test_in_a_merge_the_more_recently_updated_profile_wins(workspace):
     now = dt.datetime.now(dt.UTC)
     kept = ContactFactory(workspace=workspace, attributes={"plan": "free", "a": 1})
-    merged = ContactFactory(workspace=workspace, external_id=None, email=None,
-                            attributes={"plan": "pro", "b": 2})  # fmt: skip
+    merged = ContactFactory(
+        workspace=workspace, external_id=None, email=None, attributes={"plan": "pro", "b": 2}
+    )
     Contact.objects.filter(pk=kept.pk).update(updated_at=now - dt.timedelta(days=1))
     Contact.objects.filter(pk=merged.pk).update(updated_at=now)
     kept.refresh_from_db()
@@ -59,19 +65,26 @@ def test_in_a_merge_the_more_recently_updated_profile_wins(workspace):
 
 def test_identify_makes_an_anonymous_visitor_known(workspace):
     visitor = anonymous_contact(workspace, "anon-2")
-    contact = identity.identify(workspace, external_id="u9", anonymous_id="anon-2",
-                                values={"email": "nine@example.com"}, source="segment")  # fmt: skip
+    contact = identity.identify(
+        workspace,
+        external_id="u9",
+        anonymous_id="anon-2",
+        values={"email": "nine@example.com"},
+        source="segment",
+    )
     assert contact.pk == visitor.pk
     assert (contact.external_id, contact.email) == ("u9", "nine@example.com")
     assert ContactMerge.objects.count() == 0
 
 
 def test_identify_creates_and_links_a_new_person(workspace):
-    contact = identity.identify(workspace, external_id="u3", anonymous_id="anon-3", values={},
-                                source="segment")  # fmt: skip
+    contact = identity.identify(
+        workspace, external_id="u3", anonymous_id="anon-3", values={}, source="segment"
+    )
     assert AnonymousId.objects.get(anonymous_id="anon-3").contact == contact
-    again = identity.identify(workspace, external_id="u3", anonymous_id="anon-3", values={},
-                              source="segment")  # fmt: skip
+    again = identity.identify(
+        workspace, external_id="u3", anonymous_id="anon-3", values={}, source="segment"
+    )
     assert again.pk == contact.pk
     assert Contact.objects.count() == 1
 
@@ -79,8 +92,13 @@ def test_identify_creates_and_links_a_new_person(workspace):
 def test_identify_refuses_to_join_two_known_people(workspace):
     ContactFactory(workspace=workspace, external_id="u1", email="ann@example.com")
     with pytest.raises(identity.IdentityError):
-        identity.identify(workspace, external_id="u2", anonymous_id=None,
-                          values={"email": "ann@example.com"}, source="segment")  # fmt: skip
+        identity.identify(
+            workspace,
+            external_id="u2",
+            anonymous_id=None,
+            values={"email": "ann@example.com"},
+            source="segment",
+        )
     assert Contact.objects.count() == 1
 
 

@@ -13,8 +13,14 @@ NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 
 # Small pools shared by data and rules, so conditions often meet values they match
 # exactly (and the boundaries of every comparison get exercised).
-OFFSETS = [dt.timedelta(days=-35), dt.timedelta(days=-10), dt.timedelta(days=-1),
-           dt.timedelta(hours=-1), dt.timedelta(0), dt.timedelta(hours=1)]  # fmt: skip
+OFFSETS = [
+    dt.timedelta(days=-35),
+    dt.timedelta(days=-10),
+    dt.timedelta(days=-1),
+    dt.timedelta(hours=-1),
+    dt.timedelta(0),
+    dt.timedelta(hours=1),
+]
 MOMENTS = [NOW + offset for offset in OFFSETS]
 moments = st.sampled_from(MOMENTS)
 iso_texts = st.one_of(
@@ -81,8 +87,9 @@ def value_for(name, op):
     if op == "within_last_days":
         return st.sampled_from([0, 1, 10, 35])
     if op in ("before", "after"):
-        return iso_texts.filter(lambda text: text[:2] == "20" and text not in (
-            "2026-02-30", "2026-13-01T00:00"))  # fmt: skip
+        return iso_texts.filter(
+            lambda text: text[:2] == "20" and text not in ("2026-02-30", "2026-13-01T00:00")
+        )
     if op in ("contains", "starts_with"):
         return st.sampled_from(["a", "pro", "P", "sho", "tr"])
     scalar = POOLS[name].filter(lambda v: not isinstance(v, list)) if name in POOLS else None
@@ -101,8 +108,23 @@ def condition(name_key, names, ops):
     )
 
 
-ALL_OPS = ["eq", "neq", "in", "not_in", "contains", "starts_with", "gt", "gte", "lt", "lte",
-           "before", "after", "within_last_days", "exists", "not_exists"]  # fmt: skip
+ALL_OPS = [
+    "eq",
+    "neq",
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "before",
+    "after",
+    "within_last_days",
+    "exists",
+    "not_exists",
+]
 TEXT_OPS = ["eq", "neq", "in", "not_in", "contains", "starts_with", "exists", "not_exists"]
 DATE_OPS = ["before", "after", "within_last_days", "exists", "not_exists"]
 POOLS["email"] = st.sampled_from(["ann@shop.test", "bo@x.test"])
@@ -131,8 +153,15 @@ other_leaf = st.one_of(
     ),
     st.fixed_dictionaries({"list": st.sampled_from(["vip", "newsletter"])}),
 )
-leaves = st.one_of(attribute_leaf, attribute_leaf, text_field_leaf, date_field_leaf, event_leaf,
-                   event_leaf, other_leaf)  # fmt: skip
+leaves = st.one_of(
+    attribute_leaf,
+    attribute_leaf,
+    text_field_leaf,
+    date_field_leaf,
+    event_leaf,
+    event_leaf,
+    other_leaf,
+)
 rules = st.recursive(
     leaves,
     lambda children: st.one_of(
@@ -218,14 +247,15 @@ class Rollback(Exception):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(people=contacts, rule_and_nested=rules_with_nested)
-def test_sql_and_python_agree(workspace, people, rule_and_nested):  # fmt: skip
+def test_sql_and_python_agree(workspace, people, rule_and_nested):
     rule, nested = rule_and_nested
     assert validate_rule(rule, segment_rule=nested.get) == []
     try:
         with transaction.atomic():
             facts = store(workspace, people)
-            sql, params = compile_rule(rule, workspace_id=workspace.pk, now=NOW,
-                                       segment_rule=nested.get)  # fmt: skip
+            sql, params = compile_rule(
+                rule, workspace_id=workspace.pk, now=NOW, segment_rule=nested.get
+            )
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT c.id FROM contacts_contact c WHERE c.workspace_id = %(ws)s AND {sql}",  # noqa: S608

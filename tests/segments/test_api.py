@@ -29,8 +29,9 @@ def test_create_list_update_delete(workspace, api_key_for, django_capture_on_com
     assert (body["slug"], body["rule"]) == ("pros", PROS)
     assert Segment.objects.get().member_count == 1
     detail = reverse("api:segment-detail", args=[body["id"]])
-    response = api.patch(detail, {"rule": {"attr": "plan", "op": "eq", "value": "free"}},
-                         format="json")  # fmt: skip
+    response = api.patch(
+        detail, {"rule": {"attr": "plan", "op": "eq", "value": "free"}}, format="json"
+    )
     assert response.status_code == 200
     assert [s["name"] for s in api.get(LIST_URL).json()["results"]] == ["Pros"]
     assert api.delete(detail).status_code == 204
@@ -39,9 +40,19 @@ def test_create_list_update_delete(workspace, api_key_for, django_capture_on_com
 
 def test_a_bad_rule_is_refused_with_every_problem_named(workspace, api_key_for):
     api = api_key_for(workspace, ["write"])
-    response = api.post(LIST_URL, {"name": "Bad", "rule": {"any": [
-        {"attr": "plan", "op": "like", "value": "p"}, {"event": "x", "count": {"gte": -1}}]}},
-        format="json")  # fmt: skip
+    response = api.post(
+        LIST_URL,
+        {
+            "name": "Bad",
+            "rule": {
+                "any": [
+                    {"attr": "plan", "op": "like", "value": "p"},
+                    {"event": "x", "count": {"gte": -1}},
+                ]
+            },
+        },
+        format="json",
+    )
     assert response.status_code == 400
     problems = response.json()["errors"]["rule"]
     assert len(problems) == 2
@@ -102,6 +113,10 @@ def test_analyst_session_reads_but_cannot_change(acme_segment, analyst, client_f
     )
     detail = reverse("api:segment-detail", args=[acme_segment.pk])
     assert client.patch(detail, {"name": "X"}, content_type="application/json").status_code == 403
-    assert client.post(LIST_URL, {"name": "X", "rule": PROS},
-                       content_type="application/json").status_code == 403  # fmt: skip
+    assert (
+        client.post(
+            LIST_URL, {"name": "X", "rule": PROS}, content_type="application/json"
+        ).status_code
+        == 403
+    )
     assert Segment.objects.get().name == "Pros"

@@ -16,8 +16,12 @@ from apps.segments.models import Segment, SegmentMembership, SegmentSize
 from apps.segments.tasks import refresh_segments_task
 from tests.contacts.factories import ContactFactory
 
-BIG_SPENDERS = {"event": "purchase", "count": {"gte": 2}, "within_days": 30,
-                "where": [{"prop": "amount", "op": "gt", "value": 100}]}  # fmt: skip
+BIG_SPENDERS = {
+    "event": "purchase",
+    "count": {"gte": 2},
+    "within_days": 30,
+    "where": [{"prop": "amount", "op": "gt", "value": 100}],
+}
 
 
 @pytest.fixture
@@ -32,15 +36,17 @@ def realtime(django_capture_on_commit_callbacks):
 
 
 def members(segment):
-    return set(SegmentMembership.objects.filter(segment=segment).values_list("contact_id",
-                                                                            flat=True))  # fmt: skip
+    return set(
+        SegmentMembership.objects.filter(segment=segment).values_list("contact_id", flat=True)
+    )
 
 
 def segment_events(contact):
     return list(
         Event.objects.filter(contact=contact, name__startswith="segment_")
-        .order_by("id").values_list("name", "properties__segment")
-    )  # fmt: skip
+        .order_by("id")
+        .values_list("name", "properties__segment")
+    )
 
 
 def test_contact_enters_segment_when_second_purchase_arrives(workspace, realtime):
@@ -59,9 +65,18 @@ def test_contact_enters_segment_when_second_purchase_arrives(workspace, realtime
 def test_attribute_consent_and_list_changes_move_contacts_in_and_out(workspace, realtime):
     blocked = create_list(workspace, "Blocked")
     contact = ContactFactory(workspace=workspace, attributes={"plan": "free"})
-    segment = realtime(services.create_segment, workspace, "Pro with email", {"all": [
-        {"attr": "plan", "op": "eq", "value": "pro"}, {"consent": "email"},
-        {"not": {"list": "blocked"}}]})  # fmt: skip
+    segment = realtime(
+        services.create_segment,
+        workspace,
+        "Pro with email",
+        {
+            "all": [
+                {"attr": "plan", "op": "eq", "value": "pro"},
+                {"consent": "email"},
+                {"not": {"list": "blocked"}},
+            ]
+        },
+    )
     realtime(update_contact, contact, {"attributes": {"plan": "pro"}})
     assert members(segment) == set()
     realtime(set_consent, contact, "email", "subscribed", "test")
@@ -71,31 +86,41 @@ def test_attribute_consent_and_list_changes_move_contacts_in_and_out(workspace, 
     realtime(remove_from_list, blocked, [contact.pk])
     assert members(segment) == {contact.pk}
     assert [name for name, _slug in segment_events(contact)] == [
-        "segment_entered", "segment_exited", "segment_entered"]  # fmt: skip
+        "segment_entered",
+        "segment_exited",
+        "segment_entered",
+    ]
 
 
 def test_bulk_upsert_reevaluates_the_changed_contacts(workspace, realtime):
-    segment = realtime(services.create_segment, workspace, "Danes",
-                       {"attr": "country", "op": "eq", "value": "DK"})  # fmt: skip
-    realtime(upsert_contacts, workspace, [
-        {"external_id": f"u{i}", "attributes": {"country": "DK" if i % 2 else "SE"}}
-        for i in range(10)])  # fmt: skip
+    segment = realtime(
+        services.create_segment, workspace, "Danes", {"attr": "country", "op": "eq", "value": "DK"}
+    )
+    realtime(
+        upsert_contacts,
+        workspace,
+        [
+            {"external_id": f"u{i}", "attributes": {"country": "DK" if i % 2 else "SE"}}
+            for i in range(10)
+        ],
+    )
     assert len(members(segment)) == 5
 
 
 def test_nested_segments_follow_their_inner_segment(workspace, realtime):
-    realtime(services.create_segment, workspace, "Pros", {"attr": "plan", "op": "eq",
-                                                          "value": "pro"})  # fmt: skip
-    outer = realtime(services.create_segment, workspace, "Not pro",
-                     {"not": {"segment": "pros"}})  # fmt: skip
+    realtime(
+        services.create_segment, workspace, "Pros", {"attr": "plan", "op": "eq", "value": "pro"}
+    )
+    outer = realtime(services.create_segment, workspace, "Not pro", {"not": {"segment": "pros"}})
     contact = realtime(upsert_contacts, workspace, [{"external_id": "x"}]).contact_ids[0]
     assert members(outer) == {contact}
 
 
 def test_a_new_segment_is_built_without_announcing_everyone(workspace, realtime):
     contacts = ContactFactory.create_batch(3, workspace=workspace, attributes={"plan": "pro"})
-    segment = realtime(services.create_segment, workspace, "Pros",
-                       {"attr": "plan", "op": "eq", "value": "pro"})  # fmt: skip
+    segment = realtime(
+        services.create_segment, workspace, "Pros", {"attr": "plan", "op": "eq", "value": "pro"}
+    )
     assert members(segment) == {c.pk for c in contacts}
     assert Event.objects.filter(name="segment_entered").count() == 0
     segment.refresh_from_db()
@@ -104,15 +129,28 @@ def test_a_new_segment_is_built_without_announcing_everyone(workspace, realtime)
 
 
 def test_time_windows_age_out_with_the_periodic_refresh(workspace, realtime):
-    segment = realtime(services.create_segment, workspace, "Recent buyers",
-                       {"event": "purchase", "within_days": 30})  # fmt: skip
+    segment = realtime(
+        services.create_segment,
+        workspace,
+        "Recent buyers",
+        {"event": "purchase", "within_days": 30},
+    )
     static = realtime(services.create_segment, workspace, "Everyone", {"all": []})
     contact = ContactFactory(workspace=workspace)
-    realtime(record_events, workspace, [{"external_id": contact.external_id, "name": "purchase",
-                                         "occurred_at": (dt.datetime.now(dt.UTC)
-                                                         - dt.timedelta(days=29, hours=23,
-                                                                        minutes=59)).isoformat()}],
-             "api")  # fmt: skip
+    realtime(
+        record_events,
+        workspace,
+        [
+            {
+                "external_id": contact.external_id,
+                "name": "purchase",
+                "occurred_at": (
+                    dt.datetime.now(dt.UTC) - dt.timedelta(days=29, hours=23, minutes=59)
+                ).isoformat(),
+            }
+        ],
+        "api",
+    )
     assert members(segment) == {contact.pk}
     # A minute later the purchase is 30 days old, without any new event.
     Event.objects.filter(name="purchase").update(
@@ -127,8 +165,9 @@ def test_time_windows_age_out_with_the_periodic_refresh(workspace, realtime):
 
 def test_reevaluation_is_idempotent(workspace, realtime):
     contact = ContactFactory(workspace=workspace, attributes={"plan": "pro"})
-    segment = realtime(services.create_segment, workspace, "Pros",
-                       {"attr": "plan", "op": "eq", "value": "pro"})  # fmt: skip
+    segment = realtime(
+        services.create_segment, workspace, "Pros", {"attr": "plan", "op": "eq", "value": "pro"}
+    )
     for _ in range(3):
         changes = services.reevaluate_contacts(workspace, [contact.pk])
         assert (changes.entered, changes.exited) == ([], [])
@@ -146,8 +185,9 @@ def test_preview_counts_and_samples_without_saving(workspace):
 
 def test_invalid_rules_are_refused_with_every_problem(workspace):
     with pytest.raises(services.InvalidRule) as caught:
-        services.create_segment(workspace, "Bad", {"all": [{"attr": "x", "op": "nope"},
-                                                           {"list": "missing"}]})  # fmt: skip
+        services.create_segment(
+            workspace, "Bad", {"all": [{"attr": "x", "op": "nope"}, {"list": "missing"}]}
+        )
     assert len(caught.value.problems) == 2
     assert Segment.objects.count() == 0
 
@@ -171,8 +211,9 @@ def test_other_workspaces_contacts_never_join(workspace, other_workspace, realti
 def test_members_endpoint_answers_about_one_contact(workspace, realtime, api_key_for):
     contact = ContactFactory(workspace=workspace)
     other = ContactFactory(workspace=workspace, attributes={"x": 1})
-    segment = realtime(services.create_segment, workspace, "No x",
-                       {"attr": "x", "op": "not_exists"})  # fmt: skip
+    segment = realtime(
+        services.create_segment, workspace, "No x", {"attr": "x", "op": "not_exists"}
+    )
     api = api_key_for(workspace, ["read"])
     url = reverse("api:segment-members", args=[segment.pk])
     assert [c["id"] for c in api.get(url).json()["results"]] == [contact.pk]
@@ -180,11 +221,14 @@ def test_members_endpoint_answers_about_one_contact(workspace, realtime, api_key
 
 
 def test_changes_gather_and_one_task_drains_them(workspace, realtime, settings):
-    segment = realtime(services.create_segment, workspace, "Pros",
-                       {"attr": "plan", "op": "eq", "value": "pro"})  # fmt: skip
+    segment = realtime(
+        services.create_segment, workspace, "Pros", {"attr": "plan", "op": "eq", "value": "pro"}
+    )
     contacts = ContactFactory.create_batch(3, workspace=workspace, attributes={"plan": "pro"})
     # As if a worker had died after the changes were recorded: the sweeper finds them.
     redis = services._redis()
+    for workspace_id in services.dirty_workspaces():  # left by live-server tests' threads
+        redis.delete(services._dirty_key(workspace_id))
     redis.sadd(services._dirty_key(workspace.pk), *[c.pk for c in contacts])
     assert workspace.pk in services.dirty_workspaces()
     from apps.segments.tasks import sweep_dirty_contacts_task

@@ -12,21 +12,41 @@ NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 
 PEOPLE = {
-    "ann": {"email": "ann@shop.test", "first_name": "Ann",
-            "attributes": {"plan": "pro", "score": 2, "beta": True, "tags": ["vip", "b"],
-                           "renewal": "2026-06-20"},
-            "events": [("purchase", {"amount": 150}, NOW - 2 * DAY),
-                       ("purchase", {"amount": 90}, NOW - 3 * DAY),
-                       ("purchase", {"amount": 120}, NOW - 40 * DAY)],
-            "consents": {"email": "subscribed"}, "lists": {"vip"}},
-    "bo": {"email": "bo@x.test", "first_name": "Bo",
-           "attributes": {"plan": "Free", "score": 2.5, "beta": "true", "renewal": "soon"},
-           "events": [("purchase", {"amount": 200}, NOW - 1 * DAY)],
-           "consents": {"email": "unsubscribed"}, "lists": set()},
-    "cy": {"email": None, "first_name": "",
-           "attributes": {"score": "2", "tags": "vip-list", "renewal": "2026-06-01T10:00:00Z"},
-           "events": [("page", {"path": "/"}, NOW)], "consents": {}, "lists": set()},
-}  # fmt: skip
+    "ann": {
+        "email": "ann@shop.test",
+        "first_name": "Ann",
+        "attributes": {
+            "plan": "pro",
+            "score": 2,
+            "beta": True,
+            "tags": ["vip", "b"],
+            "renewal": "2026-06-20",
+        },
+        "events": [
+            ("purchase", {"amount": 150}, NOW - 2 * DAY),
+            ("purchase", {"amount": 90}, NOW - 3 * DAY),
+            ("purchase", {"amount": 120}, NOW - 40 * DAY),
+        ],
+        "consents": {"email": "subscribed"},
+        "lists": {"vip"},
+    },
+    "bo": {
+        "email": "bo@x.test",
+        "first_name": "Bo",
+        "attributes": {"plan": "Free", "score": 2.5, "beta": "true", "renewal": "soon"},
+        "events": [("purchase", {"amount": 200}, NOW - 1 * DAY)],
+        "consents": {"email": "unsubscribed"},
+        "lists": set(),
+    },
+    "cy": {
+        "email": None,
+        "first_name": "",
+        "attributes": {"score": "2", "tags": "vip-list", "renewal": "2026-06-01T10:00:00Z"},
+        "events": [("page", {"path": "/"}, NOW)],
+        "consents": {},
+        "lists": set(),
+    },
+}
 
 CASES = [
     ({"attr": "plan", "op": "eq", "value": "pro"}, {"ann"}),
@@ -95,24 +115,42 @@ def people(workspace):
     facts = {}
     for key, person in PEOPLE.items():
         contact = Contact.objects.create(
-            workspace=workspace, email=person["email"], first_name=person["first_name"],
-            attributes=person["attributes"], created_at=NOW - 100 * DAY,
-        )  # fmt: skip
+            workspace=workspace,
+            email=person["email"],
+            first_name=person["first_name"],
+            attributes=person["attributes"],
+            created_at=NOW - 100 * DAY,
+        )
         for name, properties, occurred_at in person["events"]:
-            Event.objects.create(workspace=workspace, contact=contact, name=name,
-                                 properties=properties, occurred_at=occurred_at)  # fmt: skip
+            Event.objects.create(
+                workspace=workspace,
+                contact=contact,
+                name=name,
+                properties=properties,
+                occurred_at=occurred_at,
+            )
         for channel, status in person["consents"].items():
-            Consent.objects.create(workspace=workspace, contact=contact, channel=channel,
-                                   status=status)  # fmt: skip
+            Consent.objects.create(
+                workspace=workspace, contact=contact, channel=channel, status=status
+            )
         if "vip" in person["lists"]:
-            ListMembership.objects.create(workspace=workspace, contact=contact,
-                                          contact_list=vip, source="api")  # fmt: skip
-        facts[key] = (contact.pk, ContactFacts(
-            fields={"email": person["email"], "first_name": person["first_name"],
-                    "created_at": NOW - 100 * DAY},
-            attributes=person["attributes"], events=person["events"],
-            consents=person["consents"], lists=person["lists"],
-        ))  # fmt: skip
+            ListMembership.objects.create(
+                workspace=workspace, contact=contact, contact_list=vip, source="api"
+            )
+        facts[key] = (
+            contact.pk,
+            ContactFacts(
+                fields={
+                    "email": person["email"],
+                    "first_name": person["first_name"],
+                    "created_at": NOW - 100 * DAY,
+                },
+                attributes=person["attributes"],
+                events=person["events"],
+                consents=person["consents"],
+                lists=person["lists"],
+            ),
+        )
     return facts
 
 
@@ -132,9 +170,8 @@ def test_operator_meaning_in_sql_and_python(rule, expected, people, workspace):
     names = {pk: key for key, (pk, _facts) in people.items()}
     assert {names[pk] for pk in from_sql} == expected
     from_python = {
-        key for key, (_pk, facts) in people.items()
-        if evaluate_rule(rule, facts, NOW, NESTED.get)
-    }  # fmt: skip
+        key for key, (_pk, facts) in people.items() if evaluate_rule(rule, facts, NOW, NESTED.get)
+    }
     assert from_python == expected
 
 
@@ -170,8 +207,9 @@ def test_validation_names_the_problem_and_where(rule, fragment):
 
 
 def test_every_problem_is_listed_at_once():
-    problems = validate_rule({"any": [{"attr": "x", "op": "nope"}, {"consent": "fax"},
-                                      {"event": ""}]})  # fmt: skip
+    problems = validate_rule(
+        {"any": [{"attr": "x", "op": "nope"}, {"consent": "fax"}, {"event": ""}]}
+    )
     assert len(problems) == 3
 
 

@@ -3,29 +3,55 @@ resolved in a handful of queries per batch, and events go in with one INSERT."""
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import Workspace
 from apps.contacts.normalize import (
     MAX_EVENT_NAME_LENGTH,
+    MAX_ID_LENGTH,
     InvalidValue,
     normalize_email,
     normalize_identifier,
     parse_timestamp,
+    unstorable_strings,
 )
 from apps.contacts.services.identity import (
     ANONYMOUS_ID,
     EMAIL,
     EXTERNAL_ID,
+    array_literal,
+    find_contact_ids,
     resolve_contact_ids,
 )
+from apps.segments import services as segments
 
 MAX_BATCH_EVENTS = 10_000
 EVENT_FIELDS = {"external_id", "email", "anonymous_id", "name", "properties", "occurred_at",
                 "message_id"}  # fmt: skip
+
+# One statement stores the events and moves each contact's last_seen_at forward. The
+# events travel as one JSON document: psycopg adapts Python lists item by item, some
+# 20 ms of CPU per thousand events, against 2 ms for json.dumps of the lot.
+STORE_EVENTS_SQL = """
+WITH stored AS (
+    INSERT INTO contacts_event
+        (workspace_id, contact_id, name, properties, occurred_at, received_at, source,
+         message_id)
+    SELECT %s, e.c, e.n, e.p, e.t, %s, %s, e.m
+    FROM jsonb_to_recordset(%s::jsonb) AS e(c bigint, n text, p jsonb, t timestamptz, m text)
+    ON CONFLICT (workspace_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
+    RETURNING contact_id
+), seen AS (
+    UPDATE contacts_contact AS c SET last_seen_at = s.seen
+    FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(id, seen)
+    WHERE c.id = s.id AND (c.last_seen_at IS NULL OR c.last_seen_at < s.seen)
+)
+SELECT count(*), array_agg(DISTINCT contact_id) FROM stored
+"""
 
 
 @dataclass
@@ -92,6 +118,64 @@ def clean_event(item, now) -> tuple[CleanEvent | None, dict]:
     return CleanEvent(key, name.strip(), properties, occurred_at, message_id), {}
 
 
+def _clean_usual_event(item, now) -> CleanEvent | None:
+    """The usual event (plain strings, named by external_id or anonymous_id, an ISO time)
+    checked in one pass, or None: anything else goes through clean_event, which accepts
+    every event this accepts, identically, and words the errors."""
+    if type(item) is not dict or not item.keys() <= EVENT_FIELDS or item.get(EMAIL) is not None:
+        return None
+    external_id, anonymous_id = item.get(EXTERNAL_ID), item.get(ANONYMOUS_ID)
+    if anonymous_id is not None:
+        if type(anonymous_id) is not str:
+            return None
+        anonymous_id = anonymous_id.strip()
+        if len(anonymous_id) > MAX_ID_LENGTH:
+            return None
+    if external_id is not None:
+        if type(external_id) is not str:
+            return None
+        external_id = external_id.strip()
+        if not external_id or len(external_id) > MAX_ID_LENGTH:
+            return None
+        key = (EXTERNAL_ID, external_id)
+    elif anonymous_id:
+        key = (ANONYMOUS_ID, anonymous_id)
+    else:
+        return None
+    name = item.get("name")
+    if type(name) is not str or len(name) > MAX_EVENT_NAME_LENGTH:
+        return None
+    name = name.strip()
+    if not name:
+        return None
+    properties = item.get("properties")
+    if properties is None:
+        properties = {}
+    elif type(properties) is not dict:
+        return None
+    occurred_at = item.get("occurred_at")
+    if occurred_at is None:
+        occurred_at = now
+    elif type(occurred_at) is str:
+        try:
+            occurred_at = datetime.fromisoformat(occurred_at.strip())
+        except ValueError:
+            return None
+        if occurred_at.utcoffset() is None:
+            occurred_at = occurred_at.replace(tzinfo=UTC)
+    else:
+        return None
+    message_id = item.get("message_id")
+    if message_id is not None:
+        if type(message_id) is not str:
+            return None
+        message_id = message_id.strip()
+        if len(message_id) > MAX_ID_LENGTH:
+            return None
+        message_id = message_id or None
+    return CleanEvent(key, name, properties, occurred_at, message_id)
+
+
 def record_events(workspace: Workspace, items: list, source: str) -> IngestResult:
     """Store a batch of events; each bad item is reported with its index, the rest stored.
 
@@ -101,61 +185,81 @@ def record_events(workspace: Workspace, items: list, source: str) -> IngestResul
     result = IngestResult()
     events: list[CleanEvent] = []
     for index, item in enumerate(items):
-        event, errors = clean_event(item, now)
+        event = _clean_usual_event(item, now)
+        if event is None:
+            event, errors = clean_event(item, now)
+            if errors:
+                result.rejected.append({"index": index, "errors": errors})
+                continue
+        events.append(event)
+    if events:
+        try:
+            store_events(workspace, events, source, now, result)
+        except (DataError, UnicodeEncodeError):
+            # PostgreSQL refuses NUL characters and lone surrogates in text; they are rare,
+            # so they are looked for only when the one INSERT fails.
+            events = _drop_unstorable(items, events, result)
+            if events:
+                store_events(workspace, events, source, now, result)
+    result.accepted = len(events)
+    return result
+
+
+def _drop_unstorable(items: list, events: list[CleanEvent], result: IngestResult):
+    rejected = {item["index"] for item in result.rejected}
+    indexes = [index for index in range(len(items)) if index not in rejected]
+    good = []
+    for index, event in zip(indexes, events, strict=True):
+        errors = unstorable_strings([event.key[1], event.name, event.properties, event.message_id])
         if errors:
             result.rejected.append({"index": index, "errors": errors})
         else:
-            events.append(event)
-    result.accepted = len(events)
-    if events:
-        store_events(workspace, events, source, now, result)
-    return result
+            good.append(event)
+    result.rejected.sort(key=lambda item: item["index"])
+    return good
 
 
 def store_events(workspace, events: list[CleanEvent], source: str, now, result=None):
     result = result or IngestResult(accepted=len(events))
-    with transaction.atomic():
-        contact_ids = resolve_contact_ids(workspace, {event.key for event in events})
-        ids = [contact_ids[event.key] for event in events]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO contacts_event
-                    (workspace_id, contact_id, name, properties, occurred_at, received_at,
-                     source, message_id)
-                SELECT %s, e.contact_id, e.name, e.properties::jsonb, e.occurred_at, %s, %s,
-                       e.message_id
-                FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])
-                     AS e(contact_id, name, properties, occurred_at, message_id)
-                ON CONFLICT (workspace_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
-                RETURNING contact_id
-                """,
-                [
-                    workspace.pk,
-                    now,
-                    source,
-                    ids,
-                    [event.name for event in events],
-                    [json.dumps(event.properties) for event in events],
-                    [event.occurred_at for event in events],
-                    [event.message_id for event in events],
-                ],
-            )
-            stored_for = [row[0] for row in cursor.fetchall()]
-            result.stored = len(stored_for)
-            result.contact_ids = set(stored_for)
-            latest: dict[int, object] = {}
-            for contact_id, event in zip(ids, events, strict=True):
-                if contact_id not in latest or event.occurred_at > latest[contact_id]:
-                    latest[contact_id] = event.occurred_at
-            # In id order, so concurrent batches lock shared contacts in the same order.
-            seen = dict(sorted(latest.items()))
-            cursor.execute(
-                """
-                UPDATE contacts_contact AS c SET last_seen_at = s.seen
-                FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(id, seen)
-                WHERE c.id = s.id AND (c.last_seen_at IS NULL OR c.last_seen_at < s.seen)
-                """,
-                [list(seen), list(seen.values())],
-            )
+    keys = {event.key for event in events}
+    contact_ids = find_contact_ids(workspace, keys)
+    if len(contact_ids) == len(keys) and not connection.in_atomic_block:
+        # Everyone is known and no transaction is open: the one statement is atomic by
+        # itself, without the round trips of BEGIN and COMMIT (or of a savepoint).
+        _insert_events(workspace, events, contact_ids, source, now, result)
+    else:
+        with transaction.atomic():
+            contact_ids = resolve_contact_ids(workspace, keys, found=contact_ids)
+            _insert_events(workspace, events, contact_ids, source, now, result)
     return result
+
+
+def _insert_events(workspace, events, contact_ids: dict, source: str, now, result) -> None:
+    rows = []
+    latest: dict[int, datetime] = {}
+    for event in events:
+        contact_id = contact_ids[event.key]
+        occurred_at = event.occurred_at
+        rows.append({"c": contact_id, "n": event.name, "p": event.properties,
+                     "t": occurred_at.isoformat(), "m": event.message_id})  # fmt: skip
+        seen = latest.get(contact_id)
+        if seen is None or occurred_at > seen:
+            latest[contact_id] = occurred_at
+    # In id order, so concurrent batches lock shared contacts in the same order.
+    seen_ids = sorted(latest)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            STORE_EVENTS_SQL,
+            [
+                workspace.pk,
+                now,
+                source,
+                json.dumps(rows),
+                array_literal(map(str, seen_ids)),
+                array_literal(latest[pk].isoformat() for pk in seen_ids),
+            ],
+        )
+        stored, stored_for = cursor.fetchone()
+    result.stored = stored
+    result.contact_ids = set(stored_for or ())
+    segments.contacts_changed(workspace.pk, result.contact_ids)

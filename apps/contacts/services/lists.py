@@ -4,6 +4,7 @@ from django.utils.text import slugify
 
 from apps.accounts.models import Workspace
 from apps.contacts.models import Contact, ContactList, ListMembership
+from apps.segments import services as segments
 
 
 def create_list(workspace: Workspace, name: str, description: str = "") -> ContactList:
@@ -28,17 +29,21 @@ def add_to_list(contact_list: ContactList, contact_ids: list[int], source: str) 
             FROM contacts_contact c
             WHERE c.id = ANY(%s) AND c.workspace_id = %s
             ON CONFLICT DO NOTHING
+            RETURNING contact_id
             """,
             [contact_list.pk, timezone.now(), source, list(contact_ids), contact_list.workspace_id],
         )
-        return cursor.rowcount
+        added = [row[0] for row in cursor.fetchall()]
+    segments.contacts_changed(contact_list.workspace_id, added)
+    return len(added)
 
 
 def remove_from_list(contact_list: ContactList, contact_ids: list[int]) -> int:
-    deleted, _by_model = ListMembership.objects.filter(
-        contact_list=contact_list, contact_id__in=contact_ids
-    ).delete()
-    return deleted
+    members = ListMembership.objects.filter(contact_list=contact_list, contact_id__in=contact_ids)
+    removed = list(members.values_list("contact_id", flat=True))
+    members.delete()
+    segments.contacts_changed(contact_list.workspace_id, removed)
+    return len(removed)
 
 
 def lists_of(contact: Contact):

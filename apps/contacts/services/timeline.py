@@ -6,6 +6,7 @@ its newest entries older than a cursor; adding a kind of entry is adding a sourc
 """
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +32,14 @@ class TimelineEntry:
     @property
     def sort_key(self) -> tuple:
         return (self.occurred_at, self.kind, self.id)
+
+    @property
+    def detail_items(self) -> list[tuple[str, str]]:
+        """The details as (name, text) pairs; nested values are shown as JSON."""
+        return [
+            (key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+            for key, value in self.details.items()
+        ]
 
 
 @dataclass(frozen=True)
