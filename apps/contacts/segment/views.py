@@ -77,105 +77,85 @@ class SegmentView(BodyLimitMixin, APIView):
         return Response({"success": True})
 
 
-@extend_schema_view(
-    post=extend_schema(
-        tags=TAGS,
-        operation_id="segment_identify",
-        summary="Identify a person",
-        description="Who the user is and their traits. `userId` is the contact's external_id. "
-        "email, phone, firstName/first_name, lastName/last_name (or name, split in two) and "
-        "context.timezone / context.locale become profile fields; every other trait becomes an "
-        "attribute. With an anonymousId, the anonymous profile (its events, lists and consent) "
-        "is merged into the known contact.",
-        request={"application/json": schema.SegmentIdentifySerializer},
-        responses=schema.SINGLE_RESPONSES,
-        examples=schema.IDENTIFY_EXAMPLE,
-    )
+def single_message_view(message_type: str, *, summary, description, request, examples):
+    """The endpoint for one Segment call of `message_type`, with its OpenAPI description."""
+    view = type(f"{message_type.title()}View", (SegmentView,), {"message_type": message_type})
+    return extend_schema_view(
+        post=extend_schema(
+            tags=TAGS,
+            operation_id=f"segment_{message_type}",
+            summary=summary,
+            description=description,
+            request={"application/json": request},
+            responses=schema.SINGLE_RESPONSES,
+            examples=examples,
+        )
+    )(view)
+
+
+IdentifyView = single_message_view(
+    "identify",
+    summary="Identify a person",
+    description="Who the user is and their traits. `userId` is the contact's external_id. "
+    "email, phone, firstName/first_name, lastName/last_name (or name, split in two) and "
+    "context.timezone / context.locale become profile fields; every other trait becomes an "
+    "attribute. With an anonymousId, the anonymous profile (its events, lists and consent) "
+    "is merged into the known contact.",
+    request=schema.SegmentIdentifySerializer,
+    examples=schema.IDENTIFY_EXAMPLE,
 )
-class IdentifyView(SegmentView):
-    message_type = "identify"
 
 
-@extend_schema_view(
-    post=extend_schema(
-        tags=TAGS,
-        operation_id="segment_track",
-        summary="Track an event",
-        description="An event named `event` with its `properties`, for the contact named by "
-        "userId (else anonymousId; unknown ones are created). `timestamp` is corrected for the "
-        "sender's clock with `sentAt`. A resent `messageId` is accepted and stored once.",
-        request={"application/json": schema.SegmentTrackSerializer},
-        responses=schema.SINGLE_RESPONSES,
-        examples=schema.TRACK_EXAMPLE,
-    )
+TrackView = single_message_view(
+    "track",
+    summary="Track an event",
+    description="An event named `event` with its `properties`, for the contact named by "
+    "userId (else anonymousId; unknown ones are created). `timestamp` is corrected for the "
+    "sender's clock with `sentAt`. A resent `messageId` is accepted and stored once.",
+    request=schema.SegmentTrackSerializer,
+    examples=schema.TRACK_EXAMPLE,
 )
-class TrackView(SegmentView):
-    message_type = "track"
 
 
-@extend_schema_view(
-    post=extend_schema(
-        tags=TAGS,
-        operation_id="segment_page",
-        summary="Record a page view",
-        description="An event named `page`: the properties plus `name`, `category`, and `url`, "
-        "`path`, `title` and `referrer` from context.page.",
-        request={"application/json": schema.SegmentPageSerializer},
-        responses=schema.SINGLE_RESPONSES,
-        examples=schema.PAGE_EXAMPLE,
-    )
+PageView = single_message_view(
+    "page",
+    summary="Record a page view",
+    description="An event named `page`: the properties plus `name`, `category`, and `url`, "
+    "`path`, `title` and `referrer` from context.page.",
+    request=schema.SegmentPageSerializer,
+    examples=schema.PAGE_EXAMPLE,
 )
-class PageView(SegmentView):
-    message_type = "page"
 
 
-@extend_schema_view(
-    post=extend_schema(
-        tags=TAGS,
-        operation_id="segment_screen",
-        summary="Record a screen view",
-        description="An event named `screen` (a mobile app's page): the properties plus `name` "
-        "and `category`.",
-        request={"application/json": schema.SegmentScreenSerializer},
-        responses=schema.SINGLE_RESPONSES,
-        examples=schema.SCREEN_EXAMPLE,
-    )
+ScreenView = single_message_view(
+    "screen",
+    summary="Record a screen view",
+    description="An event named `screen` (a mobile app's page): the properties plus `name` "
+    "and `category`.",
+    request=schema.SegmentScreenSerializer,
+    examples=schema.SCREEN_EXAMPLE,
 )
-class ScreenView(SegmentView):
-    message_type = "screen"
 
 
-@extend_schema_view(
-    post=extend_schema(
-        tags=TAGS,
-        operation_id="segment_group",
-        summary="Put a person in a group",
-        description="An event named `group` with properties `{group_id, ...traits}`, and the "
-        "contact's `group_id` attribute set.",
-        request={"application/json": schema.SegmentGroupSerializer},
-        responses=schema.SINGLE_RESPONSES,
-        examples=schema.GROUP_EXAMPLE,
-    )
+GroupView = single_message_view(
+    "group",
+    summary="Put a person in a group",
+    description="An event named `group` with properties `{group_id, ...traits}`, and the "
+    "contact's `group_id` attribute set.",
+    request=schema.SegmentGroupSerializer,
+    examples=schema.GROUP_EXAMPLE,
 )
-class GroupView(SegmentView):
-    message_type = "group"
 
 
-@extend_schema_view(
-    post=extend_schema(
-        tags=TAGS,
-        operation_id="segment_alias",
-        summary="Join two ids of one person",
-        description="`previousId` (an anonymous id or an earlier userId) and `userId` are one "
-        "person: the previous profile is merged into the user's, or renamed when the user is "
-        "new.",
-        request={"application/json": schema.SegmentAliasSerializer},
-        responses=schema.SINGLE_RESPONSES,
-        examples=schema.ALIAS_EXAMPLE,
-    )
+AliasView = single_message_view(
+    "alias",
+    summary="Join two ids of one person",
+    description="`previousId` (an anonymous id or an earlier userId) and `userId` are one "
+    "person: the previous profile is merged into the user's, or renamed when the user is "
+    "new.",
+    request=schema.SegmentAliasSerializer,
+    examples=schema.ALIAS_EXAMPLE,
 )
-class AliasView(SegmentView):
-    message_type = "alias"
 
 
 @extend_schema_view(
