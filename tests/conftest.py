@@ -1,12 +1,17 @@
-"""Named people for access tests: an owner, a marketer and an analyst of the Acme
-workspace, and an outsider who owns a workspace of their own."""
+"""Shared fixtures. Named people for access tests: an owner, a marketer and an analyst of
+the Acme workspace, an outsider who owns a workspace of their own; API keys; a real
+Celery worker."""
+
+import uuid
 
 import pytest
 from rest_framework.test import APIClient
 
 from apps.accounts import services
 from apps.accounts.choices import Role
+from orchestra.celery import app as celery_app
 from tests.accounts.factories import MembershipFactory, UserFactory
+from tests.processes import process_env, start, stop, wait_for
 
 PASSWORD = "correct horse battery staple"
 
@@ -69,3 +74,24 @@ def api_key_for():
         return api
 
     return make
+
+
+@pytest.fixture
+def celery_worker(tmp_path, db):
+    """A real worker process over Redis; while it runs, tasks are sent to it (not run
+    inline) on a queue of its own, so no other worker can take them."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    process = start(
+        ["-m", "celery", "-A", "orchestra", "worker", "--pool", "solo", "--queues", queue,
+         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        process_env(),
+        log,
+    )  # fmt: skip
+    wait_for(lambda: "ready." in log.read_text(), 60, "the worker to start", log)
+    celery_app.conf.update(task_always_eager=False, task_default_queue=queue)
+    try:
+        yield log
+    finally:
+        celery_app.conf.update(task_always_eager=True, task_default_queue="celery")
+        assert stop(process) == 0, log.read_text()[-4000:]

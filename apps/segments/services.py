@@ -23,6 +23,7 @@ PREVIEW_SAMPLE_SIZE = 10
 REEVALUATE_BATCH = 2000
 # If a worker dies holding the flag, changes wait at most this long (then the sweeper).
 SCHEDULED_TTL_SECONDS = 30
+REFRESH_LOCK = 7301  # advisory lock class for segment refreshes
 
 
 class InvalidRule(ValueError):
@@ -274,8 +275,11 @@ def refresh_segment(segment: Segment) -> tuple[int, int]:
     sql, params = _compiled(workspace, segment.rule, now)
     announce = segment.refreshed_at is not None
     with transaction.atomic(), connection.cursor() as cursor:
-        # One refresh of a segment at a time; real-time updates interleave safely.
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [7301, segment.pk])
+        # One refresh of a segment at a time (real-time updates interleave safely). When
+        # one is already running, its result is as fresh as ours would be: skip.
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [REFRESH_LOCK, segment.pk])
+        if not cursor.fetchone()[0]:
+            return 0, 0
         cursor.execute("DROP TABLE IF EXISTS segment_target")
         cursor.execute(
             f"""
