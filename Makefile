@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint browser install install-dev requirements clean-var
+.PHONY: run test bench lint browser install install-dev requirements clean-var
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: install-dev lint browser
 	$(BIN)/python manage.py check --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
+
+## make bench: ingest benchmarks against the production server (gunicorn) on a fresh
+## orchestra_bench database, each beside PostgreSQL COPY of the same rows in the same run.
+## Results: bench/results/*.json and docs/benchmarks.md. SCALE=quick|full for other sizes.
+bench: install-dev
+	$(BIN)/python -m bench
 
 ## The browser tests drive Debian's Chromium; install it when missing and we may.
 browser:

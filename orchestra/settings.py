@@ -82,7 +82,12 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL") or embedded.start_postgres()
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True
+        DATABASE_URL,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # A ping before every request's first query; off by default because it costs a
+        # round trip per request, and a connection broken by a database restart fails
+        # one request and is then replaced anyway.
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", False),
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -134,14 +134,16 @@ def create_api_key(
 
 def authenticate_api_key(raw_key: str) -> ApiKey | None:
     """The active key matching raw_key, with its last use recorded (at most once a minute)."""
-    api_key = (
-        ApiKey.objects.select_related("workspace")
-        .filter(hashed_key=hash_api_key(raw_key), revoked_at__isnull=True)
-        .first()
-    )
-    if api_key is not None:
-        now = timezone.now()
-        stale = now - timezone.timedelta(seconds=LAST_USED_RESOLUTION_SECONDS)
+    found = ApiKey.objects.select_related("workspace").filter(
+        hashed_key=hash_api_key(raw_key), revoked_at__isnull=True
+    )[:1]  # the hash is unique; no ORDER BY needed
+    api_key = next(iter(found), None)
+    if api_key is None:
+        return None
+    now = timezone.now()
+    stale = now - timezone.timedelta(seconds=LAST_USED_RESOLUTION_SECONDS)
+    if api_key.last_used_at is None or api_key.last_used_at < stale:
+        # Conditional, so concurrent requests write it once.
         ApiKey.objects.filter(pk=api_key.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
         ).update(last_used_at=now)

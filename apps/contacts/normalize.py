@@ -1,7 +1,6 @@
 """Turning what partners send into the values Orchestra stores, or a clear reason why not."""
 
 import datetime as dt
-import zoneinfo
 
 import phonenumbers
 from django.core.exceptions import ValidationError
@@ -10,6 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
+from apps.accounts.models import KNOWN_TIMEZONES
 from apps.contacts.choices import AttributeType
 
 MAX_ID_LENGTH = 255
@@ -67,7 +67,7 @@ def normalize_identifier(value, field: str = "id") -> str | None:
 def normalize_timezone(value) -> str:
     if value in (None, ""):
         return ""
-    if not isinstance(value, str) or value not in zoneinfo.available_timezones():
+    if not isinstance(value, str) or value not in KNOWN_TIMEZONES:
         raise InvalidValue(
             _("%(value)s is not an IANA time zone such as Europe/Copenhagen.") % {"value": value}
         )

@@ -1,0 +1,225 @@
+"""docs/benchmarks.md, rendered from bench/results/*.json (`python -m bench.report`)."""
+
+import json
+
+from bench.harness import BASE_DIR, RESULTS_DIR
+
+DOC_PATH = BASE_DIR / "docs" / "benchmarks.md"
+NONE = "-"
+ORDER = ["ingest_events", "upsert_contacts", "segments"]
+
+INTRO = """\
+# Benchmarks
+
+Written by `make bench` from `bench/results/*.json`; edit `bench/report.py`, not this file.
+
+Each workload runs against the production server (gunicorn serving `orchestra.wsgi`, as
+`orchestra/launcher.py` starts it, pinned to 2 cores) on a fresh database, and in the same
+run measures its **raw floor**; for ingest, PostgreSQL storing the same rows into the same
+table, with the same indexes, by `COPY` (one stream, one transaction, rows encoded
+beforehand). Our figure is given as a ratio to that floor. Absolute rates move with the
+machine and whatever else runs on it; the ratio much less, so compare ratios between runs.
+
+The load generator (Python threads on keep-alive connections, request bodies built before
+the clock starts) runs on the same machine and **shares its cores** with the server and
+PostgreSQL, so every rate here is lower than the server alone would reach. Each figure is
+the best of several rounds (noise only ever slows a round down); every round is in the JSON.
+
+The benchmarks run on a database of their own (`orchestra_bench`, dropped afterwards) and
+a Redis of their own: ingest queues segment re-evaluation there, and no Celery worker runs
+during the ingest workloads, so their figures are of ingest alone.
+"""
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return NONE
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def _target(target: dict, unit: str) -> str:
+    parts = []
+    if target.get("min_rate") is not None:
+        parts.append(f"≥ {_number(target['min_rate'])} {unit}")
+    if target.get("min_ratio") is not None:
+        parts.append(f"ratio ≥ {target['min_ratio']:g}")
+    return ", ".join(parts) or NONE
+
+
+def _row(item: dict) -> str:
+    if item.get("available") is False:
+        return f"| {item['name']} | not available | - | - | - | {item['reason']} |"
+    unit = item["unit"]
+    ours = f"{_number(item['ours'])} {unit} ({item['ours_seconds']:,.2f} s)"
+    floor = NONE
+    if item.get("floor") is not None:
+        seconds = item["floor_seconds"]
+        floor = f"{_number(item['floor'])}/s ({seconds:,.2f} s): {item['floor_what']}"
+    ratio = f"{item['ratio']:.2f}" if item.get("ratio") is not None else NONE
+    result = "**pass**" if item["pass"] else "**FAIL**"
+    target = _target(item["target"], unit)
+    return f"| {item['name']} | {ours} | {floor} | {ratio} | {target} | {result} |"
+
+
+def _machine(machine: dict) -> str:
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; "
+        f"{machine['os']}; Python {machine['python']}; PostgreSQL {machine['postgresql']}"
+    )
+
+
+def _workload(result: dict) -> list[str]:
+    lines = [f"## {result['title']} (`bench/{result['workload']}.py`)", ""]
+    if result.get("note"):
+        lines += [f"> {result['note']}", ""]
+    lines += [
+        "| workload | ours | floor | ratio | target | result |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(_row(item) for item in result["figures"]),
+        "",
+    ]
+    commit = f" at commit `{result['commit']}`" if result.get("commit") else ""
+    cpus = ",".join(map(str, result.get("server_cpus", [])))
+    lines += [
+        f"- Command: `{result['command']}`{commit} (scale `{result['scale']}`, "
+        f"{result['minutes']} min)",
+        f"- Date: {result['date']}",
+        f"- Machine: {_machine(result['machine'])}",
+        f"- Server: {result['server']} on CPUs {cpus}; load: {result['clients']} client "
+        f"connections on the same machine; best of {result['rounds']} rounds",
+    ]
+    for item in result["figures"]:
+        if item.get("note"):
+            lines.append(f"- {item['name']}: {item['note']}")
+    lines.append("")
+    return lines
+
+
+def _tuning(tuning: dict) -> list[str]:
+    lines = [
+        "## gunicorn settings tried (`python -m bench --tune`)",
+        "",
+        f"A short event ingest (SCALE=quick) under each setting, the settings taking turns, "
+        f"best of {tuning['rounds']} rounds. Differences within about 15% are noise on a "
+        "shared machine.",
+        "",
+        "| workers | threads | events/s in batches | single events/s | |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    used = tuning["used"]
+    for tried in tuning["tried"]:
+        mark = "used by `make bench`" if tried.items() >= used.items() else ""
+        lines.append(
+            f"| {tried['workers']} | {tried['threads']} | "
+            f"{_number(tried['batch_events_per_s'])} | {_number(tried['single_events_per_s'])} "
+            f"| {mark} |"
+        )
+    lines += ["", f"- Command: `{tuning['command']}`; date: {tuning['date']}", ""]
+    return lines
+
+
+def _seconds(value: float) -> str:
+    return f"{value:,.2f} s" if value >= 0.1 else f"{value * 1000:,.0f} ms"
+
+
+def _segments(result: dict) -> list[str]:
+    """Times, not rates: lower is better, and the ratio is ours over the floor's (1x = floor)."""
+    data, live = result["data"], result["latency"]
+    lines = [f"## {result['title']} (`bench/{result['workload']}.py`)", ""]
+    if result.get("note"):
+        lines += [f"> {result['note']}", ""]
+    lines += [
+        f"{data['contacts']:,} contacts, {data['events']:,} events over 90 days, "
+        f"{data['consents']:,} consents and {data['list_members']:,} list members, generated "
+        f"with COPY ({result['indexes']}; {data['load_seconds']:,.0f} s to load).",
+        "",
+        "### Full evaluation (`apps.segments.services.refresh_segment`)",
+        "",
+        "The first build starts from no members; the refresh runs again with nothing changed. "
+        "Floors: the hand-written SQL for the same question, storing the members with one "
+        "`INSERT … SELECT` (for the first build) or only counting them (for the refresh). "
+        "Ratio: our time over the floor's.",
+        "",
+        "| segment | members | first build | floor: query + INSERT | ratio | refresh "
+        "| floor: query | ratio | target | result |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for item in result["evaluation"]:
+        verdict = {True: "**pass**", False: "**FAIL**", None: "not judged at this scale"}
+        lines.append(
+            f"| {item['name']} | {item['members']:,} | {_seconds(item['first_build_seconds'])} | "
+            f"{_seconds(item['floor_write_seconds'])} | {item['first_build_ratio']:.1f}x | "
+            f"{_seconds(item['refresh_seconds'])} | {_seconds(item['floor_query_seconds'])} | "
+            f"{item['refresh_ratio']:.1f}x | < {item['target_seconds']:g} s at 1M contacts | "
+            f"{verdict[item['pass']]} |"
+        )
+    loaded, floor = live["under_load"], live["floor"]
+    background = loaded["background"]
+    lines += [
+        "",
+        "### Event → membership latency",
+        "",
+        f"Probe events, {live['probes_per_s']} a second for {live['seconds']} s, each for a new "
+        "contact, one request each; a probe's latency runs from the API's answer to the first "
+        f"poll (every {live['poll_seconds'] * 1000:.0f} ms) that finds the contact's membership "
+        f"committed. Under load: {live['background_target_per_s']:,} events/s asked for, in "
+        f"requests of {live['background_batch']} events for existing contacts. Floor: the same "
+        "probes with no other load. Worker: " + live["worker"] + ".",
+        "",
+        "| run | probes | p50 | p95 | p99 | max | background load | backlog (max) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, run, load in (("under load", loaded, f"{background['events_per_s']:,} events/s"),
+                             ("floor: no load", floor, NONE)):  # fmt: skip
+        missed = f" ({run['missed']} missed)" if run["missed"] else ""
+        lines.append(
+            f"| {label} | {run['probes']}{missed} | {_seconds(run['p50'])} | "
+            f"{_seconds(run['p95'])} | {_seconds(run['p99'])} | {_seconds(run['max'])} | "
+            f"{load} | {run['dirty_contacts_max']:,} contacts, {run['queued_tasks_max']} tasks |"
+        )
+    ratio = f"{live['p95_ratio']:.1f}x" if live.get("p95_ratio") is not None else NONE
+    result_word = "**pass**" if live["pass"] else "**FAIL**"
+    lines += [
+        "",
+        f"p95 under load: {ratio} the floor's. Target p95 < {live['target_p95_seconds']:g} s "
+        f"under load: {result_word}. Backlog: changed contacts waiting in Redis and tasks in "
+        "Celery's queue, sampled every 100 ms.",
+        "",
+    ]
+    commit = f" at commit `{result['commit']}`" if result.get("commit") else ""
+    lines += [
+        f"- Command: `{result['command']}`{commit} (scale `{result['scale']}`, "
+        f"{result['minutes']} min)",
+        f"- Date: {result['date']}",
+        f"- Machine: {_machine(result['machine'])}",
+        f"- Server: {result['server']}; evaluation: best of {result['rounds']} rounds",
+        "- The machine's 2 cores are shared by the server, the worker, PostgreSQL and the load "
+        "generator (and by whatever else runs): single times move by tens of percent between "
+        "runs, ratios much less.",
+        "",
+    ]
+    return lines
+
+
+RENDERERS = {"segments": _segments}
+
+
+def render() -> str:
+    lines = [INTRO]
+    results = {}
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        results[path.stem] = json.loads(path.read_text())
+    for name in sorted(results, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
+        if name != "server_tuning":
+            lines += RENDERERS.get(name, _workload)(results[name])
+    if "server_tuning" in results:
+        lines += _tuning(results["server_tuning"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write() -> None:
+    DOC_PATH.write_text(render())
+
+
+if __name__ == "__main__":
+    write()
