@@ -315,9 +315,12 @@ def generate(ctx, size: dict) -> dict:
         )
         for table in ("contacts_contact", "contacts_event")
     }
+    postgres = {name: ctx.database.execute(f"SHOW {name}")[0][0]
+                for name in ("shared_buffers", "work_mem")}  # fmt: skip
     return {
         "contacts": size["contacts"],
         "events": size["events"],
+        "postgres": postgres,
         "consents": consents,
         "list_members": list_members,
         "vip_list_id": vip_list_id,
@@ -811,7 +814,8 @@ def run(ctx) -> dict:
     data = generate(ctx, size)
     figures = evaluation(ctx, data, scale_name)
     realtime = latency(ctx, data, size["load_seconds"])
-    kept = ("contacts", "events", "consents", "list_members", "load_seconds", "table_mb")
+    kept = ("contacts", "events", "consents", "list_members", "load_seconds", "table_mb",
+            "postgres")  # fmt: skip
     return {
         "data": {key: data[key] for key in kept},
         "indexes": "the production indexes, in place during COPY; VACUUM ANALYZE after",
