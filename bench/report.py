@@ -145,6 +145,9 @@ def _segments(result: dict) -> list[str]:
         "Ratio: our time over the floor's. Each time is the best round's; the slowest round's "
         "is in brackets.",
         "",
+        "A large segment's first build is mostly the cost of storing its members (each row "
+        "goes into six indexes of segments_segmentmembership and is checked against three "
+        "deferred foreign keys at commit), which the floor pays too. "
         "Where the time goes beyond the floor: the refresh diffs the members (an "
         "`INSERT … ON CONFLICT` over every member, a `DELETE` of those who left), where the "
         'floor only counts; and an event count ("at least twice") runs one bounded index '
