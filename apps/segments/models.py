@@ -40,14 +40,21 @@ class Segment(WorkspaceScopedModel):
 
 
 class SegmentMembership(WorkspaceScopedModel):
+    # No index of their own: (segment, contact) is unique and segment_member_contact
+    # covers contact lookups; every extra index slows building a large segment.
     segment = models.ForeignKey(
-        Segment, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("segment")
+        Segment,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("segment"),
+        db_index=False,
     )
     contact = models.ForeignKey(
         Contact,
         on_delete=models.CASCADE,
         related_name="segment_memberships",
         verbose_name=_("contact"),
+        db_index=False,
     )
     entered_at = models.DateTimeField(_("entered"), default=now)
 
