@@ -30,6 +30,20 @@ REQUEST_TIMEOUT_SECONDS = 300
 COPY_CHUNK_BYTES = 1 << 20
 
 
+def spawn(command: list[str], env: dict, log_path: Path, cpus) -> subprocess.Popen:
+    """A benchmark process in its own session, pinned to `cpus`, logging to `log_path`."""
+    cpus = set(cpus)
+    return subprocess.Popen(
+        command,
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+    )
+
+
 class BenchError(RuntimeError):
     """The run cannot give a trustworthy figure (a request failed, rows are missing)."""
 
@@ -139,16 +153,7 @@ class Server:
             "--threads", str(self.threads),
             "--no-control-socket",
         ]  # fmt: skip
-        cpus = set(self.cpus)
-        self.process = subprocess.Popen(
-            command,
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=self.log_path.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
-        )
+        self.process = spawn(command, self.env, self.log_path, self.cpus)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -20,13 +20,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.harness import (
-    BASE_DIR,
     COPY_CHUNK_BYTES,
     HOST,
     REQUEST_TIMEOUT_SECONDS,
     BenchError,
     bearer,
     copy_value,
+    spawn,
 )
 
 NAME = "segments"
@@ -491,16 +491,7 @@ class Worker:
     def start(self) -> "Worker":
         command = [sys.executable, "-m", "celery", "-A", "orchestra", "worker",
                    "--concurrency", "2", "--loglevel", "INFO"]  # fmt: skip
-        cpus = set(self.cpus)
-        self.process = subprocess.Popen(
-            command,
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=self.log_path.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
-        )
+        self.process = spawn(command, self.env, self.log_path, self.cpus)
         deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
