@@ -28,6 +28,7 @@ from bench.harness import (
     copy_value,
     spawn,
 )
+from orchestra import redis_client
 
 NAME = "segments"
 TITLE = "Segments: full evaluation and real-time membership"
@@ -665,9 +666,8 @@ def backlog_keys(ctx) -> tuple[str, str]:
 
 def sample_queue(ctx, stop: threading.Event, samples: list) -> None:
     """The backlog: contacts waiting in the dirty set, and tasks waiting in Celery's queue."""
-    from apps.segments import services
 
-    redis = services._redis()
+    redis = redis_client.client()
     dirty_key, _scheduled = backlog_keys(ctx)
     while not stop.wait(QUEUE_SAMPLE_SECONDS):
         samples.append((redis.scard(dirty_key), redis.llen("celery")))
@@ -754,7 +754,7 @@ def latency(ctx, data: dict, seconds: int) -> dict:
     probe = Segment.objects.create(workspace=workspace, name="Probe", slug="probe", rule=PROBE_RULE)
     services.refresh_segment(probe)
     # Contacts dirtied by the warm-up before the worker existed are gone; start clean.
-    services._redis().delete(*backlog_keys(ctx))
+    redis_client.client().delete(*backlog_keys(ctx))
     log_path = ctx.server.log_path.parent / f"{NAME}-worker.log"
     worker = Worker(env=ctx.server.env, log_path=log_path, cpus=ctx.server.cpus).start()
     try:

@@ -5,6 +5,7 @@ started (or attached to) under var/, so a first run needs nothing installed.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
@@ -134,7 +135,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "kwargs": {"include_all": True},
     },
+    # Deferred and retried messages come due without anyone waking a worker.
+    "send-due-messages": {
+        "task": "apps.channels.tasks.send_due_messages_tick_task",
+        "schedule": 10.0,
+    },
+    "release-expired-message-leases": {
+        "task": "apps.channels.tasks.release_expired_leases_task",
+        "schedule": 60.0,
+    },
 }
+# A worker that claimed messages and died: after this long they are sent by another.
+MESSAGE_LEASE_SECONDS = env_int("MESSAGE_LEASE_SECONDS", 300)
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -177,6 +189,10 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Orchestra <orchestra@localhost>")
+# Message-ID headers of sent emails end in @this domain (SITE_URL's host by default).
+MESSAGE_ID_DOMAIN = env_str("MESSAGE_ID_DOMAIN", urlsplit(SITE_URL).hostname or "localhost")
+# ESPs' tracking webhooks (django-anymail) authenticate with HTTP basic "user:password".
+ANYMAIL = {"WEBHOOK_SECRET": env_secret("ANYMAIL_WEBHOOK_SECRET", "") or None}
 
 # Security: cookies are secure when served over HTTPS (SECURE_COOKIES=true).
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)

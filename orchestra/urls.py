@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from apps.accounts import api as accounts_api
+from apps.channels import urls as channels_urls
 from apps.contacts import api as contacts_api
 from apps.reporting import views as reporting_views
 from apps.segments import api as segments_api
@@ -35,6 +36,7 @@ urlpatterns = [
     path("segments/", include("apps.segments.urls")),
     path("settings/", include("apps.accounts.urls")),
     path("v1/", include("apps.contacts.segment")),
+    path("t/", include(channels_urls.tracking_patterns, namespace="tracking")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(

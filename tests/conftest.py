@@ -12,6 +12,7 @@ from apps.accounts.choices import Role
 from orchestra.celery import app as celery_app
 from tests.accounts.factories import MembershipFactory, UserFactory
 from tests.processes import process_env, start, stop, wait_for
+from tests.smtp import SmtpSink
 
 PASSWORD = "correct horse battery staple"
 
@@ -95,3 +96,17 @@ def celery_worker(tmp_path, db):
     finally:
         celery_app.conf.update(task_always_eager=True, task_default_queue="celery")
         assert stop(process) == 0, log.read_text()[-4000:]
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server, and the server's email settings pointing at it (the settings a
+    new workspace's email channel sends with)."""
+    sink = SmtpSink().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
+    settings.EMAIL_USE_TLS = False
+    try:
+        yield sink
+    finally:
+        sink.stop()

@@ -1,6 +1,8 @@
 """Workspaces, memberships and API keys: the operations every entry point calls."""
 
+import copy
 import secrets
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -21,6 +23,11 @@ DEMO_WORKSPACE_SLUG = "demo"
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 # Writing last_used_at on every request would turn each API read into a write.
 LAST_USED_RESOLUTION_SECONDS = 60
+# Each server process remembers a key it has checked for this long, sparing ingest a query
+# per request; a revoked key stops working on every process within this time.
+API_KEY_CACHE_SECONDS = 5
+API_KEY_CACHE_SIZE = 1_000
+_api_key_cache: dict[str, tuple[float, ApiKey]] = {}
 
 
 class LastOwnerError(Exception):
@@ -134,11 +141,16 @@ def create_api_key(
 
 def authenticate_api_key(raw_key: str) -> ApiKey | None:
     """The active key matching raw_key, with its last use recorded (at most once a minute)."""
+    hashed_key = hash_api_key(raw_key)
+    cached = _api_key_cache.get(hashed_key)
+    if cached is not None and cached[0] > time.monotonic():
+        return _copy_of(cached[1])
     found = ApiKey.objects.select_related("workspace").filter(
-        hashed_key=hash_api_key(raw_key), revoked_at__isnull=True
+        hashed_key=hashed_key, revoked_at__isnull=True
     )[:1]  # the hash is unique; no ORDER BY needed
     api_key = next(iter(found), None)
     if api_key is None:
+        _api_key_cache.pop(hashed_key, None)
         return None
     now = timezone.now()
     stale = now - timezone.timedelta(seconds=LAST_USED_RESOLUTION_SECONDS)
@@ -147,7 +159,22 @@ def authenticate_api_key(raw_key: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=api_key.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
         ).update(last_used_at=now)
-    return api_key
+    if len(_api_key_cache) >= API_KEY_CACHE_SIZE:
+        _api_key_cache.clear()
+    _api_key_cache[hashed_key] = (time.monotonic() + API_KEY_CACHE_SECONDS, api_key)
+    return _copy_of(api_key)
+
+
+def _copy_of(api_key: ApiKey) -> ApiKey:
+    """A request may change its key or workspace without changing the others'."""
+    copied = copy.copy(api_key)
+    copied.workspace = copy.copy(api_key.workspace)
+    return copied
+
+
+def forget_api_keys(**_signal) -> None:
+    """This process checks every key again (a key or workspace changed here)."""
+    _api_key_cache.clear()
 
 
 @dataclass

@@ -7,12 +7,19 @@ from django.db.models.functions import Upper
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
-from apps.accounts.models import WorkspaceScopedModel, validate_timezone
+from apps.accounts.models import Workspace, WorkspaceScopedModel, validate_timezone
 from apps.contacts.choices import ConsentChannel, ConsentStatus, EventSource, ImportStatus
 
 
 class Contact(WorkspaceScopedModel):
     """One customer of a workspace, known by external id, email or only anonymous ids."""
+
+    workspace = models.ForeignKey(
+        Workspace,
+        on_delete=models.CASCADE,
+        verbose_name=_("workspace"),
+        db_index=False,  # covered by contact_workspace_newest
+    )
 
     external_id = models.CharField(_("external id"), max_length=255, null=True, blank=True)
     email = models.EmailField(_("email"), max_length=254, null=True, blank=True)
@@ -119,6 +126,16 @@ class ContactMerge(WorkspaceScopedModel):
 
 class Event(WorkspaceScopedModel):
     """Something a contact did or that happened to them, at `occurred_at`."""
+
+    workspace = models.ForeignKey(
+        Workspace,
+        on_delete=models.CASCADE,
+        verbose_name=_("workspace"),
+        # Covered by event_name_time. No constraint either: the contact's foreign key keeps
+        # every event in a live workspace, and each stored event is spared a second check.
+        db_index=False,
+        db_constraint=False,
+    )
 
     contact = models.ForeignKey(
         Contact,

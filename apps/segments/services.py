@@ -3,11 +3,8 @@ the moment it changes, and set-wise on a clock for rules with time windows."""
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 
-import redis
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -18,6 +15,7 @@ from apps.contacts.models import Contact, ContactList
 from apps.segments.choices import SEGMENT_ENTERED, SEGMENT_EXITED
 from apps.segments.models import Segment, SegmentMembership, SegmentSize
 from apps.segments.rules import compile_rule, iter_leaves, rule_has_time_window, validate_rule
+from orchestra import redis_client
 
 PREVIEW_SAMPLE_SIZE = 10
 # Contacts re-evaluated per query in the real-time path.
@@ -357,29 +355,18 @@ def contacts_changed(workspace_id: int, contact_ids) -> None:
         transaction.on_commit(lambda: _mark_dirty(workspace_id, ids), robust=True)
 
 
-_client: tuple[int, redis.Redis] | None = None  # (pid, client): never shared across a fork
-
-
-def _redis() -> redis.Redis:
-    """One client per process (it is thread-safe and pools its connections)."""
-    global _client
-    if _client is None or _client[0] != os.getpid():
-        _client = (os.getpid(), redis.Redis.from_url(settings.REDIS_CLIENT_URL))
-    return _client[1]
-
-
 def _dirty_key(workspace_id: int) -> str:
-    return f"{settings.CACHES['default']['KEY_PREFIX']}:segments:dirty:{workspace_id}"
+    return redis_client.key("segments", "dirty", workspace_id)
 
 
 def _scheduled_key(workspace_id: int) -> str:
-    return f"{settings.CACHES['default']['KEY_PREFIX']}:segments:scheduled:{workspace_id}"
+    return redis_client.key("segments", "scheduled", workspace_id)
 
 
 def _mark_dirty(workspace_id: int, ids: set[int]) -> None:
     from apps.segments.tasks import reevaluate_dirty_contacts_task
 
-    pipe = _redis().pipeline(transaction=False)  # one round trip for both commands
+    pipe = redis_client.client().pipeline(transaction=False)  # one round trip for both commands
     pipe.sadd(_dirty_key(workspace_id), *ids)
     # At most one task waits per workspace; it takes everything gathered by then.
     pipe.set(_scheduled_key(workspace_id), 1, nx=True, ex=SCHEDULED_TTL_SECONDS)
@@ -394,7 +381,7 @@ def reevaluate_dirty_contacts(workspace_id: int) -> int:
     The scheduled flag is dropped first, so a change arriving meanwhile schedules a new
     task; SPOP hands each contact id to exactly one task.
     """
-    redis = _redis()
+    redis = redis_client.client()
     redis.delete(_scheduled_key(workspace_id))
     workspace = Workspace.objects.filter(pk=workspace_id).first()
     done = 0
@@ -410,7 +397,8 @@ def reevaluate_dirty_contacts(workspace_id: int) -> int:
 def dirty_workspaces() -> list[int]:
     """Workspaces with changed contacts waiting (for the sweeper after a worker crash)."""
     prefix = _dirty_key(0)[:-1]
-    return [int(key.decode().rsplit(":", 1)[1]) for key in _redis().scan_iter(f"{prefix}*")]
+    keys = redis_client.client().scan_iter(f"{prefix}*")
+    return [int(key.decode().rsplit(":", 1)[1]) for key in keys]
 
 
 # What the workspace has seen, for the segment builder's pickers -------------------------

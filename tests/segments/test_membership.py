@@ -14,6 +14,7 @@ from apps.contacts.services.profiles import update_contact, upsert_contacts
 from apps.segments import services
 from apps.segments.models import Segment, SegmentMembership, SegmentSize
 from apps.segments.tasks import refresh_segments_task
+from orchestra import redis_client
 from tests.contacts.factories import ContactFactory
 
 BIG_SPENDERS = {
@@ -226,7 +227,7 @@ def test_changes_gather_and_one_task_drains_them(workspace, realtime, settings):
     )
     contacts = ContactFactory.create_batch(3, workspace=workspace, attributes={"plan": "pro"})
     # As if a worker had died after the changes were recorded: the sweeper finds them.
-    redis = services._redis()
+    redis = redis_client.client()
     for workspace_id in services.dirty_workspaces():  # left by live-server tests' threads
         redis.delete(services._dirty_key(workspace_id))
     redis.sadd(services._dirty_key(workspace.pk), *[c.pk for c in contacts])

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import Workspace
+from apps.contacts.choices import EventSource
 from apps.contacts.normalize import (
     MAX_EVENT_NAME_LENGTH,
     MAX_ID_LENGTH,
@@ -263,3 +264,21 @@ def _insert_events(workspace, events, contact_ids: dict, source: str, now, resul
     result.stored = stored
     result.contact_ids = set(stored_for or ())
     segments.contacts_changed(workspace.pk, result.contact_ids)
+
+
+def record_system_event(workspace_id: int, contact_id: int, name: str, properties: dict,
+                        occurred_at=None) -> None:  # fmt: skip
+    """An event Orchestra itself observed (a message opened, a link clicked), on the
+    contact's timeline; the contact's segments are re-evaluated."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO contacts_event (workspace_id, contact_id, name, properties, occurred_at,
+                                        received_at, source)
+            VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s)
+            """,
+            [workspace_id, contact_id, name, json.dumps(properties), occurred_at or now, now,
+             EventSource.SYSTEM],
+        )  # fmt: skip
+    segments.contacts_changed(workspace_id, [contact_id])

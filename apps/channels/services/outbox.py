@@ -1,0 +1,369 @@
+"""The outbox: a message is a row first (queued, in the transaction that caused it), then a
+worker claims it, checks the policies, renders it and sends it, once.
+
+Exactly once: the idempotency key is unique per workspace, so one cause makes one row; a
+worker claims rows with `FOR UPDATE SKIP LOCKED`, so two workers never hold the same row;
+and each send is recorded by its own statement right after the provider accepted it. A
+worker killed mid-batch leaves its unsent rows `sending`; the lease sweeper returns them
+to the queue once their lease ends. The one window left is a kill between the provider's
+acceptance and that statement's commit (docs/delivery.md).
+"""
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.accounts.models import Workspace
+from apps.channels import providers
+from apps.channels.choices import ChannelType, MessageEventKind, MessageStatus
+from apps.channels.models import Channel, Message, Template
+from apps.channels.services import policy
+from apps.channels.services.rendering import render_message
+from apps.channels.services.scope import message_scopes
+from apps.contacts.models import Contact
+from orchestra import redis_client
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH = 200  # messages claimed at a time by one worker
+MAX_ATTEMPTS = 5  # a transient failure is retried this many times in all
+RETRY_BASE_SECONDS = 30  # then 30 s, 60 s, 120 s, ...
+RETRY_MAX_SECONDS = 3600
+SEND_TASK_SECONDS = 60  # one task sends for at most this long, then queues its successor
+RATE_WAIT_MAX_SECONDS = 1.0  # a rate-limited channel waits this long at most, then defers
+
+
+class NoChannel(Exception):
+    """The workspace has no active channel of the type the template is for."""
+
+
+def default_channel(workspace: Workspace, channel_type: str) -> Channel | None:
+    """The workspace's default channel of a type. A workspace without any email channel
+    gets one that sends with this server's email settings, so a first send needs no setup."""
+    channels = Channel.objects.for_workspace(workspace).filter(type=channel_type, is_active=True)
+    channel = channels.order_by("-is_default", "pk").first()
+    if channel is None and channel_type == ChannelType.EMAIL:
+        channel = ensure_server_email_channel(workspace)
+    return channel
+
+
+def ensure_server_email_channel(workspace: Workspace) -> Channel | None:
+    if Channel.objects.for_workspace(workspace).filter(type=ChannelType.EMAIL).exists():
+        return None
+    channel, _created = Channel.objects.get_or_create(
+        workspace=workspace,
+        name=_("Email"),
+        defaults={"type": ChannelType.EMAIL, "provider": "server", "is_default": True},
+    )
+    return channel
+
+
+@dataclass
+class QueuedMessage:
+    message: Message
+    created: bool  # False: the idempotency key had been used, nothing new was queued
+
+
+def queue_message(
+    contact: Contact,
+    template: Template,
+    idempotency_key: str,
+    *,
+    channel: Channel | None = None,
+    context: dict | None = None,
+    journey_id: int | None = None,
+    node_id: str = "",
+    priority: int = 0,
+    due_at: dt.datetime | None = None,
+) -> QueuedMessage:
+    """Queue one message, in the caller's transaction; sent once it commits.
+
+    The same idempotency key a second time answers the first message and queues nothing.
+    """
+    workspace = contact.workspace
+    channel = channel or default_channel(workspace, template.channel)
+    if channel is None or channel.type != template.channel:
+        raise NoChannel(
+            _("No active %(type)s channel in this workspace.") % {"type": template.channel}
+        )
+    version = template.versions.order_by("-number").first()
+    with transaction.atomic():
+        message, created = Message.objects.get_or_create(
+            workspace=workspace,
+            idempotency_key=idempotency_key,
+            defaults={
+                "contact": contact,
+                "channel": channel,
+                "template_version": version,
+                "context": context or {},
+                "journey_id": journey_id,
+                "node_id": node_id,
+                "priority": priority,
+                "due_at": due_at or timezone.now(),
+            },
+        )
+    if created:
+        transaction.on_commit(wake_senders, robust=True)
+    return QueuedMessage(message, created)
+
+
+def wake_senders() -> None:
+    """Have a worker send what is due now (at most one such task waits at a time)."""
+    from apps.channels.tasks import send_due_messages_task
+
+    redis_client.schedule_once("send-messages", send_due_messages_task)
+
+
+# Sending ---------------------------------------------------------------------------------
+
+CLAIM_SQL = """
+UPDATE channels_message SET status = 'sending', lease_until = %s, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM channels_message
+    WHERE status = 'queued' AND due_at <= %s
+    ORDER BY due_at
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+# One statement per outcome, in autocommit: the record of a send is durable at once.
+RECORD_SQL = """
+WITH changed AS (
+    UPDATE channels_message
+    SET status = %(status)s, reason = %(reason)s, due_at = %(due_at)s, lease_until = NULL,
+        attempts = attempts - %(uncount)s,
+        sent_at = COALESCE(%(sent_at)s, sent_at),
+        provider_message_id = COALESCE(%(provider_id)s, provider_message_id),
+        recipient = COALESCE(%(recipient)s, recipient),
+        subject = COALESCE(%(subject)s, subject),
+        links = COALESCE(%(links)s::jsonb, links)
+    WHERE id = %(id)s AND status = 'sending'
+    RETURNING id
+)
+INSERT INTO channels_messageevent (message_id, kind, detail, at)
+SELECT id, %(kind)s, %(reason)s, %(now)s FROM changed
+"""
+
+
+def send_due_messages(seconds: float = SEND_TASK_SECONDS) -> tuple[int, bool]:
+    """Claim and send due messages for up to `seconds`; answers (messages handled,
+    whether due messages were left over for a successor task)."""
+    deadline = time.monotonic() + seconds
+    handled = 0
+    while True:
+        ids = claim_due(SEND_BATCH)
+        if not ids:
+            return handled, False
+        send_batch(ids)
+        handled += len(ids)
+        if time.monotonic() > deadline:
+            return handled, True
+
+
+def claim_due(limit: int) -> list[int]:
+    now = timezone.now()
+    lease_until = now + dt.timedelta(seconds=settings.MESSAGE_LEASE_SECONDS)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, [lease_until, now, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def send_batch(ids: list[int]) -> None:
+    """Decide, render and send claimed messages, recording each outcome as it happens."""
+    messages = list(
+        Message.objects.filter(pk__in=ids, status=MessageStatus.SENDING)
+        .select_related("contact", "channel", "channel__workspace", "template_version")
+        .order_by("-priority", "due_at", "pk")
+    )
+    if not messages:
+        return
+    now = timezone.now()
+    decisions = policy.decide(messages, now)
+    to_send = []
+    for message in messages:
+        decision = decisions[message.pk]
+        if decision.action == policy.DROP:
+            record(message, MessageStatus.DROPPED, MessageEventKind.DROPPED, decision.reason)
+        elif decision.action == policy.DEFER:
+            record(message, MessageStatus.QUEUED, MessageEventKind.DEFERRED, decision.reason,
+                   due_at=decision.until, uncount=True)  # fmt: skip
+        else:
+            to_send.append((message, decision.recipient))
+    scopes = message_scopes([message for message, _recipient in to_send])
+    by_channel: dict[int, list] = {}
+    for message, recipient in to_send:
+        by_channel.setdefault(message.channel_id, []).append((message, recipient))
+    for group in by_channel.values():
+        _send_group(group, scopes)
+
+
+def _send_group(group: list, scopes: dict) -> None:
+    channel = group[0][0].channel
+    provider = providers.for_channel(channel)
+    try:
+        provider.open()
+    except providers.SendError as error:
+        for message, _recipient in group:
+            fail(message, error)
+        return
+    try:
+        for index, (message, recipient) in enumerate(group):
+            wait = take_rate_token(channel)
+            if wait:
+                due_at = timezone.now() + dt.timedelta(seconds=wait)
+                for later, _r in group[index:]:
+                    reason = _("Over the channel's rate limit.")
+                    record(later, MessageStatus.QUEUED, MessageEventKind.DEFERRED, reason,
+                           due_at=due_at, uncount=True)  # fmt: skip
+                return
+            _send_one(provider, message, recipient, scopes[message.pk])
+    finally:
+        provider.close()
+
+
+def _send_one(provider, message: Message, recipient: str, scope: dict) -> None:
+    try:
+        rendered = render_message(message.template_version, scope, message.pk, message.channel.type)
+    except Exception as error:
+        log.warning("Message %s did not render: %s", message.pk, error)
+        fail(
+            message,
+            providers.PermanentError(_("The template did not render: %(e)s") % {"e": error}),
+        )
+        return
+    outgoing = providers.Outgoing(
+        message_id=message.pk,
+        contact_id=message.contact_id,
+        recipient=recipient,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        body=rendered.body,
+        headers=rendered.headers,
+        data={"context": message.context, "contact": scope.get("contact", {})},
+    )
+    try:
+        provider_id = provider.send(outgoing)
+    except providers.SendError as error:
+        fail(message, error)
+        return
+    record(
+        message,
+        MessageStatus.SENT,
+        MessageEventKind.SENT,
+        "",
+        sent_at=timezone.now(),
+        provider_id=provider_id or "",
+        recipient=recipient,
+        subject=rendered.subject,
+        links=rendered.links,
+    )
+
+
+def fail(message: Message, error: providers.SendError) -> None:
+    """A permanent error, or the last attempt, fails the message; else a retry later."""
+    reason = str(error.message)[:300]
+    if error.permanent or message.attempts >= MAX_ATTEMPTS:
+        record(message, MessageStatus.FAILED, MessageEventKind.FAILED, reason)
+        return
+    delay = min(RETRY_BASE_SECONDS * 2 ** (message.attempts - 1), RETRY_MAX_SECONDS)
+    record(message, MessageStatus.QUEUED, MessageEventKind.RETRY, reason,
+           due_at=timezone.now() + dt.timedelta(seconds=delay))  # fmt: skip
+
+
+def record(message: Message, status: str, kind: str, reason: str, *, due_at=None,
+           uncount: bool = False, sent_at=None, provider_id=None, recipient=None,
+           subject=None, links=None) -> bool:  # fmt: skip
+    """Move a claimed message on, with its history line, in one statement."""
+    now = timezone.now()
+    params = {
+        "id": message.pk,
+        "status": status,
+        "kind": kind,
+        "reason": reason[:300],
+        "due_at": due_at or message.due_at,
+        "uncount": 1 if uncount else 0,
+        "sent_at": sent_at,
+        "provider_id": provider_id,
+        "recipient": recipient,
+        "subject": subject[:300] if subject is not None else None,
+        "links": json.dumps(links) if links is not None else None,
+        "now": now,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(RECORD_SQL, params)
+        return cursor.rowcount == 1
+
+
+def release_expired_leases() -> int:
+    """Messages left `sending` by a worker that died go back to the queue."""
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH released AS (
+                UPDATE channels_message SET status = 'queued', lease_until = NULL
+                WHERE status = 'sending' AND lease_until < %s
+                RETURNING id
+            )
+            INSERT INTO channels_messageevent (message_id, kind, detail, at)
+            SELECT id, %s, %s, %s FROM released
+            """,
+            [now, MessageEventKind.RELEASED, _("The worker sending it stopped."), now],
+        )
+        released = cursor.rowcount
+    if released:
+        wake_senders()
+    return released
+
+
+def take_rate_token(channel: Channel) -> float:
+    """0 when the channel may send now; else how many seconds until it may, if that is
+    longer than a worker waits. A token bucket in Redis, shared by every worker."""
+    if not channel.rate_per_second:
+        return 0.0
+    while True:
+        wait = float(
+            _token_bucket()(
+                keys=[redis_client.key("rate", channel.pk)],
+                args=[channel.rate_per_second, time.time()],
+            )
+        )
+        if wait <= 0:
+            return 0.0
+        if wait > RATE_WAIT_MAX_SECONDS:
+            return wait
+        time.sleep(wait)
+
+
+# Lua, so that taking a token is atomic across workers: answers 0 (taken) or the wait.
+RATE_LIMIT_LUA = """
+local rate = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or rate
+local at = tonumber(state[2]) or now
+tokens = math.min(rate, tokens + (now - at) * rate)
+local wait = 0
+if tokens >= 1 then
+    tokens = tokens - 1
+else
+    wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
+redis.call('EXPIRE', KEYS[1], 60)
+return tostring(wait)
+"""
+
+
+def _token_bucket():
+    return redis_client.client().register_script(RATE_LIMIT_LUA)
