@@ -37,6 +37,13 @@ urlpatterns = [
     path("settings/", include("apps.accounts.urls")),
     path("v1/", include("apps.contacts.segment")),
     path("t/", include(channels_urls.tracking_patterns, namespace="tracking")),
+    path("templates/", include(channels_urls.template_patterns, namespace="templates")),
+    path("messages/", include(channels_urls.message_patterns, namespace="messages")),
+    path(
+        "settings/channels/",
+        include(channels_urls.channel_settings_patterns, namespace="channels"),
+    ),
+    path("hooks/", include(channels_urls.hook_patterns, namespace="hooks")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(

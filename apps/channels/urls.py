@@ -11,3 +11,11 @@ tracking_patterns = (
     ],
     "tracking",
 )
+
+# The marketer's pages (/templates/, /messages/, /settings/channels/).
+template_patterns = ([], "templates")
+message_patterns = ([], "messages")
+channel_settings_patterns = ([], "channels")
+
+# Providers calling back: SMS delivery receipts (/hooks/).
+hook_patterns = ([], "hooks")
