@@ -44,8 +44,28 @@ def test_last_use_is_written_at_most_once_a_minute(workspace, api_key_for):
     api.get(reverse("api:workspace"))
     assert ApiKey.objects.get().last_used_at == first
     ApiKey.objects.update(last_used_at=first - dt.timedelta(minutes=2))
+    services.forget_api_keys()  # as when the process's memory of the key runs out
     api.get(reverse("api:workspace"))
     assert ApiKey.objects.get().last_used_at > first
+
+
+def test_a_key_revoked_while_in_use_is_refused_at_once_by_this_process(workspace, api_key_for):
+    api = api_key_for(workspace, ["read"])
+    assert api.get(reverse("api:workspace")).status_code == 200
+    ApiKey.objects.get().revoke()
+    assert api.get(reverse("api:workspace")).status_code == 401
+
+
+def test_other_processes_forget_a_revoked_key_within_seconds(workspace, api_key_for, monkeypatch):
+    api = api_key_for(workspace, ["read"])
+    assert api.get(reverse("api:workspace")).status_code == 200
+    # Revoked elsewhere (no signal reaches this process): still remembered for a moment...
+    ApiKey.objects.update(revoked_at=timezone.now())
+    assert api.get(reverse("api:workspace")).status_code == 200
+    # ...and refused once API_KEY_CACHE_SECONDS have passed.
+    later = services.time.monotonic() + services.API_KEY_CACHE_SECONDS + 1
+    monkeypatch.setattr(services.time, "monotonic", lambda: later)
+    assert api.get(reverse("api:workspace")).status_code == 401
 
 
 def test_revoked_key_is_refused(workspace, api_key_for):

@@ -220,8 +220,39 @@ def _drop_unstorable(items: list, events: list[CleanEvent], result: IngestResult
     return good
 
 
+# One event for a contact that exists: finding it and storing the event in one statement.
+_ONE_EVENT_TARGET = {
+    EXTERNAL_ID: "SELECT id FROM contacts_contact "
+    "WHERE workspace_id = %(workspace)s AND external_id = %(value)s",
+    EMAIL: "SELECT id FROM contacts_contact "
+    "WHERE workspace_id = %(workspace)s AND email = %(value)s",
+    ANONYMOUS_ID: "SELECT contact_id AS id FROM contacts_anonymousid "
+    "WHERE workspace_id = %(workspace)s AND anonymous_id = %(value)s",
+}
+STORE_ONE_EVENT_SQL = """
+WITH target AS ({target} LIMIT 1),
+stored AS (
+    INSERT INTO contacts_event
+        (workspace_id, contact_id, name, properties, occurred_at, received_at, source,
+         message_id)
+    SELECT %(workspace)s, target.id, %(name)s, %(properties)s::jsonb, %(occurred_at)s, %(now)s,
+           %(source)s, %(message_id)s
+    FROM target
+    ON CONFLICT (workspace_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
+    RETURNING contact_id
+), seen AS (
+    UPDATE contacts_contact AS c SET last_seen_at = %(occurred_at)s FROM target
+    WHERE c.id = target.id AND (c.last_seen_at IS NULL OR c.last_seen_at < %(occurred_at)s)
+)
+SELECT (SELECT id FROM target), (SELECT count(*) FROM stored)
+"""
+
+
 def store_events(workspace, events: list[CleanEvent], source: str, now, result=None):
     result = result or IngestResult(accepted=len(events))
+    one = len(events) == 1 and not connection.in_atomic_block
+    if one and _store_one_for_known_contact(workspace, events[0], source, now, result):
+        return result
     keys = {event.key for event in events}
     contact_ids = find_contact_ids(workspace, keys)
     if len(contact_ids) == len(keys) and not connection.in_atomic_block:
@@ -233,6 +264,33 @@ def store_events(workspace, events: list[CleanEvent], source: str, now, result=N
             contact_ids = resolve_contact_ids(workspace, keys, found=contact_ids)
             _insert_events(workspace, events, contact_ids, source, now, result)
     return result
+
+
+def _store_one_for_known_contact(workspace, event: CleanEvent, source, now, result) -> bool:
+    """The commonest request, one event of a known contact, in one round trip; False
+    (nothing stored) when the contact does not exist yet."""
+    kind, value = event.key
+    with connection.cursor() as cursor:
+        cursor.execute(
+            STORE_ONE_EVENT_SQL.format(target=_ONE_EVENT_TARGET[kind]),
+            {
+                "workspace": workspace.pk,
+                "value": value,
+                "name": event.name,
+                "properties": json.dumps(event.properties),
+                "occurred_at": event.occurred_at,
+                "now": now,
+                "source": source,
+                "message_id": event.message_id,
+            },
+        )
+        contact_id, stored = cursor.fetchone()
+    if contact_id is None:
+        return False
+    result.stored = stored
+    result.contact_ids = {contact_id} if stored else set()
+    segments.contacts_changed(workspace.pk, result.contact_ids)
+    return True
 
 
 def _insert_events(workspace, events, contact_ids: dict, source: str, now, result) -> None:
