@@ -140,6 +140,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.channels.tasks.send_due_messages_tick_task",
         "schedule": 10.0,
     },
+    # Journeys: waits that have come due, and events a dead worker left pending.
+    "advance-due-enrollments": {
+        "task": "apps.journeys.tasks.advance_due_tick_task",
+        "schedule": 1.0,
+    },
+    "sweep-journey-events": {
+        "task": "apps.journeys.tasks.sweep_journey_events_task",
+        "schedule": 15.0,
+    },
     "release-expired-message-leases": {
         "task": "apps.channels.tasks.release_expired_leases_task",
         "schedule": 60.0,

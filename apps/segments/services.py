@@ -149,6 +149,21 @@ def preview(workspace: Workspace, rule: dict, sample_size: int = PREVIEW_SAMPLE_
     return count, sample
 
 
+def matching_contacts(workspace: Workspace, rule: dict, contact_ids) -> set[int]:
+    """Which of these contacts the rule matches now (a journey's condition), in one query."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return set()
+    sql, params = _compiled(workspace, rule, timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.id FROM contacts_contact c WHERE c.workspace_id = %(workspace_id)s "  # noqa: S608
+            f"AND c.id = ANY(%(contact_ids)s) AND {sql}",
+            params | {"workspace_id": workspace.pk, "contact_ids": ids},
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
 @dataclass
 class Changes:
     entered: list[tuple[int, int]]  # (segment_id, contact_id)
@@ -257,10 +272,16 @@ def _record_events(workspace, segments_by_id, pairs, name: str, now) -> None:
                                         received_at, source)
             SELECT %s, x.contact_id, %s, x.properties::jsonb, %s, %s, 'system'
             FROM unnest(%s::bigint[], %s::text[]) AS x(contact_id, properties)
+            RETURNING id
             """,
             [workspace.pk, name, now, now, [c for _s, c in pairs],
              [properties[s] for s, _c in pairs]],
         )  # fmt: skip
+        # (imported here: journeys build on segments, not the other way round)
+        from apps.journeys.services import triggers as journeys
+
+        if name in journeys.listened_event_names(workspace.pk):
+            journeys.events_stored(workspace.pk, [row[0] for row in cursor.fetchall()])
 
 
 def refresh_segment(segment: Segment) -> tuple[int, int]:
@@ -474,9 +495,9 @@ def known_event_names(workspace: Workspace, limit: int = KNOWN_EVENT_NAMES_LIMIT
 
 
 def journeys_using(segment: Segment) -> list:
-    """The journeys whose entry, splits or exit criteria use this segment.
+    """The journeys (not archived) whose entry, conditions or splits use this segment."""
+    from apps.journeys.models import Journey
+    from apps.journeys.services.journeys import segments_used
 
-    Journeys do not exist yet: the journeys issue (journey graphs and versions, the
-    engine and the builder) fills this in. Until then no journey uses any segment.
-    """
-    return []
+    journeys = Journey.objects.for_workspace(segment.workspace).exclude(status="archived")
+    return [j for j in journeys.order_by("name") if segment.slug in segments_used(j)]

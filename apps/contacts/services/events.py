@@ -28,6 +28,7 @@ from apps.contacts.services.identity import (
     find_contact_ids,
     resolve_contact_ids,
 )
+from apps.journeys.services import triggers as journeys
 from apps.segments import services as segments
 
 MAX_BATCH_EVENTS = 10_000
@@ -45,13 +46,15 @@ WITH stored AS (
     SELECT %s, e.c, e.n, e.p, e.t, %s, %s, e.m
     FROM jsonb_to_recordset(%s::jsonb) AS e(c bigint, n text, p jsonb, t timestamptz, m text)
     ON CONFLICT (workspace_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
-    RETURNING contact_id
+    RETURNING id, contact_id, name
 ), seen AS (
     UPDATE contacts_contact AS c SET last_seen_at = s.seen
     FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(id, seen)
     WHERE c.id = s.id AND (c.last_seen_at IS NULL OR c.last_seen_at < s.seen)
 )
-SELECT count(*), array_agg(DISTINCT contact_id) FROM stored
+SELECT count(*), array_agg(DISTINCT contact_id),
+       array_agg(id) FILTER (WHERE name = ANY(%s::text[]))
+FROM stored
 """
 
 
@@ -239,12 +242,13 @@ stored AS (
            %(source)s, %(message_id)s
     FROM target
     ON CONFLICT (workspace_id, message_id) WHERE message_id IS NOT NULL DO NOTHING
-    RETURNING contact_id
+    RETURNING id, name
 ), seen AS (
     UPDATE contacts_contact AS c SET last_seen_at = %(occurred_at)s FROM target
     WHERE c.id = target.id AND (c.last_seen_at IS NULL OR c.last_seen_at < %(occurred_at)s)
 )
-SELECT (SELECT id FROM target), (SELECT count(*) FROM stored)
+SELECT (SELECT id FROM target), (SELECT count(*) FROM stored),
+       (SELECT array_agg(id) FROM stored WHERE name = ANY(%(listened)s::text[]))
 """
 
 
@@ -282,14 +286,16 @@ def _store_one_for_known_contact(workspace, event: CleanEvent, source, now, resu
                 "now": now,
                 "source": source,
                 "message_id": event.message_id,
+                "listened": list(journeys.listened_event_names(workspace.pk)),
             },
         )
-        contact_id, stored = cursor.fetchone()
+        contact_id, stored, for_journeys = cursor.fetchone()
     if contact_id is None:
         return False
     result.stored = stored
     result.contact_ids = {contact_id} if stored else set()
     segments.contacts_changed(workspace.pk, result.contact_ids)
+    journeys.events_stored(workspace.pk, for_journeys or ())
     return True
 
 
@@ -316,12 +322,14 @@ def _insert_events(workspace, events, contact_ids: dict, source: str, now, resul
                 json.dumps(rows),
                 array_literal(map(str, seen_ids)),
                 array_literal(latest[pk].isoformat() for pk in seen_ids),
+                list(journeys.listened_event_names(workspace.pk)),
             ],
         )
-        stored, stored_for = cursor.fetchone()
+        stored, stored_for, for_journeys = cursor.fetchone()
     result.stored = stored
     result.contact_ids = set(stored_for or ())
     segments.contacts_changed(workspace.pk, result.contact_ids)
+    journeys.events_stored(workspace.pk, for_journeys or ())
 
 
 def record_system_event(workspace_id: int, contact_id: int, name: str, properties: dict,
@@ -335,8 +343,12 @@ def record_system_event(workspace_id: int, contact_id: int, name: str, propertie
             INSERT INTO contacts_event (workspace_id, contact_id, name, properties, occurred_at,
                                         received_at, source)
             VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s)
+            RETURNING id
             """,
             [workspace_id, contact_id, name, json.dumps(properties), occurred_at or now, now,
              EventSource.SYSTEM],
         )  # fmt: skip
+        event_id = cursor.fetchone()[0]
     segments.contacts_changed(workspace_id, [contact_id])
+    if name in journeys.listened_event_names(workspace_id):
+        journeys.events_stored(workspace_id, [event_id])

@@ -18,7 +18,7 @@ Semantics every part shares:
 """
 
 from apps.segments.rules.compile import compile_rule
-from apps.segments.rules.evaluate import ContactFacts, evaluate_rule
+from apps.segments.rules.evaluate import ContactFacts, evaluate_rule, properties_match
 from apps.segments.rules.spec import (
     BUILTIN_FIELDS,
     COUNT_OPS,
@@ -38,6 +38,7 @@ __all__ = [
     "compile_rule",
     "evaluate_rule",
     "iter_leaves",
+    "properties_match",
     "rule_has_time_window",
     "validate_rule",
 ]

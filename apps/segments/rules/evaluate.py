@@ -117,11 +117,13 @@ def _event(rule: dict, facts: ContactFacts, now: dt.datetime) -> bool:
             continue
         if since is not None and not (since <= occurred_at <= now):
             continue
-        if all(
-            _condition(properties.get(c["prop"]), c["op"], c.get("value"), now)
-            for c in rule.get("where", [])
-        ):
+        if properties_match(properties, rule.get("where", []), now):
             hits += 1
     checks = {"eq": hits.__eq__, "gt": hits.__gt__, "gte": hits.__ge__, "lt": hits.__lt__,
               "lte": hits.__le__}  # fmt: skip
     return all(checks[op](number) for op, number in rule.get("count", {"gte": 1}).items())
+
+
+def properties_match(properties: dict, where: list[dict], now: dt.datetime) -> bool:
+    """Whether an event's properties pass every `where` filter (as segments count them)."""
+    return all(_condition(properties.get(c["prop"]), c["op"], c.get("value"), now) for c in where)
