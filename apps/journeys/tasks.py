@@ -49,3 +49,11 @@ def call_webhook_task(enrollment_id: int, node_id: str) -> int:
     from apps.journeys.services.webhooks import call_webhook
 
     return call_webhook(enrollment_id, node_id)
+
+
+@shared_task
+def enroll_due_dates_task() -> int:
+    """From beat: date-attribute entries whose day and hour have come."""
+    from apps.journeys.services.dates import enroll_due_dates
+
+    return enroll_due_dates()
