@@ -145,6 +145,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.journeys.tasks.advance_due_tick_task",
         "schedule": 1.0,
     },
+    "enroll-date-entries": {
+        "task": "apps.journeys.tasks.enroll_due_dates_task",
+        "schedule": 300.0,
+    },
     "sweep-journey-events": {
         "task": "apps.journeys.tasks.sweep_journey_events_task",
         "schedule": 15.0,
