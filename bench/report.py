@@ -6,7 +6,7 @@ from bench.harness import BASE_DIR, RESULTS_DIR
 
 DOC_PATH = BASE_DIR / "docs" / "benchmarks.md"
 NONE = "-"
-ORDER = ["ingest_events", "upsert_contacts", "segments"]
+ORDER = ["ingest_events", "upsert_contacts", "segments", "send_messages", "journeys"]
 
 INTRO = """\
 # Benchmarks
@@ -220,7 +220,134 @@ def _segments(result: dict) -> list[str]:
     return lines
 
 
-RENDERERS = {"segments": _segments}
+def _send_messages(result: dict) -> list[str]:
+    """Rates beside the plain smtplib loop, then where a message's time goes."""
+    lines = [f"## {result['title']} (`bench/{result['workload']}.py`)", ""]
+    if result.get("note"):
+        lines += [f"> {result['note']}", ""]
+    ceiling = result.get("server_ceiling")
+    lines += [
+        result.get("about", ""),
+        "",
+    ]
+    if ceiling:
+        lines += [
+            f"The SMTP server itself takes at most about {_number(ceiling['messages_per_s'])} "
+            f"messages/s here: {ceiling['connections']} plain smtplib loops side by side, "
+            "pre-rendered messages.",
+            "",
+        ]
+    lines += [
+        "| workload | ours | floor | ratio | target | result |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(_row(item) for item in result["figures"]),
+        "",
+    ]
+    commit = f" at commit `{result['commit']}`" if result.get("commit") else ""
+    lines += [
+        f"- Command: `{result['command']}`{commit} (scale `{result['scale']}`, "
+        f"{result['minutes']} min)",
+        f"- Date: {result['date']}",
+        f"- Machine: {_machine(result['machine'])}",
+        f"- Workers: {result.get('workers', NONE)}; best of {result['rounds']} rounds",
+        *(f"- {item['name']}: {item['note']}" for item in result["figures"] if item.get("note")),
+        "",
+    ]
+    profile = result.get("profile")
+    if profile:
+        lines += [
+            f"Where the time goes: `outbox.send_due_messages` run in one process for "
+            f"{profile['messages']:,} messages takes {profile['wall_us_per_message']:,} µs a "
+            f"message ({profile['cpu_us_per_message']:,} µs of it this process's CPU; the rest "
+            "is waiting for PostgreSQL, the SMTP server and the cores). Its parts, as shares of "
+            "the whole under `cProfile` (which slows Python code more than C code and waiting):",
+            "",
+            "| part | share |",
+            "| --- | --- |",
+            *(f"| {row['stage']} | {row['share']:.0%} |" for row in profile["stages"]),
+            "",
+        ]
+    return lines
+
+
+def _journeys(result: dict) -> list[str]:
+    """(a) due wake-ups beside a plain UPDATE, (b) event-to-email latency beside no load."""
+    drain, profile, live = result["drain"], result["profile"], result["latency"]
+    lines = [f"## {result['title']} (`bench/{result['workload']}.py`)", ""]
+    if result.get("note"):
+        lines += [f"> {result['note']}", ""]
+    verdict = {True: "**pass**", False: "**FAIL**", None: "not judged at this scale"}
+    lines += [
+        "### Due wake-ups (`engine.advance_due`, from `advance_due_task`)",
+        "",
+        result["about"],
+        "",
+        "| workload | ours | floor | ratio | target | result |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(_row(item) for item in result["figures"]),
+        "",
+        f"Drained by 2 worker processes in {drain['seconds_2_workers']:,.1f} s "
+        f"({drain['enrollments']:,} enrollments; target: 1,000,000 in under "
+        f"{drain['target_seconds']} s): {verdict[drain['pass']]}. Claim batch "
+        f"{result['claim_batch']:,}.",
+        "",
+        f"In one process, no profiler: {result['in_process']['per_second']:,} wake-ups/s, "
+        f"{result['in_process']['cpu_us_per_enrollment']} µs of that process's CPU each (the "
+        f"rest of {result['in_process']['wall_us_per_enrollment']} µs is PostgreSQL's); "
+        f"before: {result['before']['per_second']:,}/s ({result['before']['note']}).",
+        "",
+        f"Where the time goes: {profile['enrollments']:,} wake-ups in one process under "
+        f"`cProfile` take {profile['us_per_enrollment']:,} µs each (the profiler slows Python "
+        "code several times more than waiting for PostgreSQL). By own time:",
+        "",
+        "| function | calls | own µs a wake-up |",
+        "| --- | --- | --- |",
+        *(f"| `{row['function']}` | {row['calls']:,} | {row['own_us_per_enrollment']} |"
+          for row in profile["top_by_own_time"][:10]),
+        "",
+    ]  # fmt: skip
+    loaded, floor = live["under_load"], live["floor"]
+    background = loaded["background"]
+    lines += [
+        "### Event → email latency",
+        "",
+        f"Probe purchases, {live['probes_per_s']} a second for {live['seconds']} s, one request "
+        "each, for contacts waiting for a purchase in a journey (wait for `purchase`, then a "
+        "thank-you email, then exit); a probe's latency runs from the API's answer to the "
+        "email's arrival at an SMTP server in a process of its own. Under load: "
+        f"{live['background_target_per_s']:,} events/s asked for, in requests of "
+        f"{live['background_batch']} events for other contacts (some of them purchases). "
+        "Floor: the same probes with no other load. Worker: " + live["worker"] + ".",
+        "",
+        "| run | probes | p50 | p95 | p99 | max | background load |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, run, load in (("under load", loaded, f"{background['events_per_s']:,} events/s"),
+                             ("floor: no load", floor, NONE)):  # fmt: skip
+        missed = f" ({run['missed']} missed)" if run["missed"] else ""
+        lines.append(
+            f"| {label} | {run['probes']}{missed} | {_seconds(run['p50'])} | "
+            f"{_seconds(run['p95'])} | {_seconds(run['p99'])} | {_seconds(run['max'])} | {load} |"
+        )
+    lines += [
+        "",
+        f"Target p95 < {live['target_p95_seconds']:g} s under load: {verdict[live['pass']]}.",
+        "",
+    ]
+    commit = f" at commit `{result['commit']}`" if result.get("commit") else ""
+    lines += [
+        f"- Command: `{result['command']}`{commit} (scale `{result['scale']}`, "
+        f"{result['minutes']} min)",
+        f"- Date: {result['date']}",
+        f"- Machine: {_machine(result['machine'])}",
+        f"- Server: {result['server']}; wake-ups: best of {result['rounds']} rounds",
+        *(f"- {item['name']}: {item['note']}" for item in result["figures"] if item.get("note")),
+        "",
+    ]
+    return lines
+
+
+RENDERERS = {"segments": _segments, "send_messages": _send_messages, "journeys": _journeys}
 
 
 def render() -> str:

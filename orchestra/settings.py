@@ -204,8 +204,15 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Orchestra <orchestra@localhost>")
 # Message-ID headers of sent emails end in @this domain (SITE_URL's host by default).
 MESSAGE_ID_DOMAIN = env_str("MESSAGE_ID_DOMAIN", urlsplit(SITE_URL).hostname or "localhost")
+# Browsers' push services are https; a subscription naming anything else is refused (the
+# subscription endpoint is public, so an http or internal URL would be a way into the network).
+PUSH_ENDPOINT_SCHEMES = tuple(env_list("PUSH_ENDPOINT_SCHEMES", ["https"]))
 # ESPs' tracking webhooks (django-anymail) authenticate with HTTP basic "user:password".
-ANYMAIL = {"WEBHOOK_SECRET": env_secret("ANYMAIL_WEBHOOK_SECRET", "") or None}
+# Mailgun signs its webhooks with a key of its own instead.
+ANYMAIL = {
+    "WEBHOOK_SECRET": env_secret("ANYMAIL_WEBHOOK_SECRET", "") or None,
+    "MAILGUN_WEBHOOK_SIGNING_KEY": env_secret("MAILGUN_WEBHOOK_SIGNING_KEY", "") or None,
+}
 
 # Security: cookies are secure when served over HTTPS (SECURE_COOKIES=true).
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)

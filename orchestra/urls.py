@@ -6,7 +6,12 @@ from rest_framework.routers import DefaultRouter
 
 from apps.accounts import api as accounts_api
 from apps.channels import urls as channels_urls
+from apps.channels.api import channels as channels_api
+from apps.channels.api import messages as messages_api
+from apps.channels.api import push as push_api
+from apps.channels.api import templates as templates_api
 from apps.contacts import api as contacts_api
+from apps.journeys import api as journeys_api
 from apps.reporting import views as reporting_views
 from apps.segments import api as segments_api
 from orchestra import health, views
@@ -18,6 +23,11 @@ router.register("contacts", contacts_api.ContactViewSet, basename="contact")
 router.register("events", contacts_api.EventViewSet, basename="event")
 router.register("lists", contacts_api.ContactListViewSet, basename="contactlist")
 router.register("segments", segments_api.SegmentViewSet, basename="segment")
+router.register("journeys", journeys_api.JourneyViewSet, basename="journey")
+router.register("templates", templates_api.TemplateViewSet, basename="template")
+router.register("channels", channels_api.ChannelViewSet, basename="channel")
+router.register("messages", messages_api.MessageViewSet, basename="message")
+router.register("push-subscriptions", push_api.PushSubscriptionViewSet, basename="pushsubscription")
 
 api_v1 = [
     path("workspace/", accounts_api.CurrentWorkspaceView.as_view(), name="workspace"),
@@ -44,6 +54,8 @@ urlpatterns = [
         include(channels_urls.channel_settings_patterns, namespace="channels"),
     ),
     path("hooks/", include(channels_urls.hook_patterns, namespace="hooks")),
+    # ESPs' tracking webhooks (django-anymail): /hooks/esp/<esp>/tracking/
+    path("hooks/esp/", include("anymail.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(

@@ -10,13 +10,6 @@ EMPTY_SECTIONS = {
         _("Journeys"),
         _("A journey is each contact's path through your messages, reacting to what they do."),
     ),
-    "templates": (
-        _("Templates"),
-        _(
-            "Templates are the emails, text messages, push notifications and webhooks "
-            "that journeys send."
-        ),
-    ),
     "reports": (
         _("Reports"),
         _("Reports show what your journeys and channels achieved once messages have gone out."),

@@ -60,3 +60,25 @@ def test_admin_creates_users_by_email(admin_client, db):
     )
     assert response.status_code == 302
     assert UserFactory._meta.model.objects.filter(email="new@acme.test").exists()
+
+
+def project_models():
+    from django.apps import apps
+
+    return [
+        model
+        for config in apps.get_app_configs()
+        if config.name.startswith("apps.")
+        for model in config.get_models()
+    ]
+
+
+@pytest.mark.parametrize("model", project_models(), ids=lambda m: m._meta.label)
+def test_every_project_model_is_in_the_admin_with_search_and_filters(model, admin_client):
+    from django.contrib import admin
+
+    model_admin = admin.site._registry.get(model)
+    assert model_admin is not None, f"register {model._meta.label} in its app's admin.py"
+    assert model_admin.search_fields and model_admin.list_filter
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    assert admin_client.get(url, {"q": "x"}).status_code == 200

@@ -46,7 +46,7 @@ def test_dashboard_empty_state_guides_the_first_steps(owner, workspace, client_f
     assert reverse("accounts:api_key_list") in content
 
 
-@pytest.mark.parametrize("section", ["journeys", "templates", "reports"])
+@pytest.mark.parametrize("section", ["journeys", "reports"])
 def test_sections_show_an_empty_state(section, analyst, client_for):
     response = client_for(analyst).get(reverse(section))
     assert response.status_code == 200

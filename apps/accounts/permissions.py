@@ -31,6 +31,10 @@ class WorkspaceAccess(permissions.BasePermission):
             return request.auth.has_scope(scope) or (
                 scope == Scope.INGEST and request.auth.has_scope(Scope.WRITE)
             )
+        # A member counts only when the view's own authentication found them (a session,
+        # which brings its CSRF check): never by the middleware's view of the cookie alone.
+        if not (request.user and request.user.is_authenticated):
+            return False
         membership = getattr(request._request, "membership", None)
         if membership is None:
             return False

@@ -500,4 +500,5 @@ def journeys_using(segment: Segment) -> list:
     from apps.journeys.services.journeys import segments_used
 
     journeys = Journey.objects.for_workspace(segment.workspace).exclude(status="archived")
-    return [j for j in journeys.order_by("name") if segment.slug in segments_used(j)]
+    journeys = journeys.select_related("live_version").order_by("name")
+    return [j for j in journeys if segment.slug in segments_used(j)]

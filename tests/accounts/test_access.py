@@ -4,11 +4,13 @@ analyst (or a marketer, where owners only may act) changes nothing."""
 import json
 
 import pytest
+from anymail import urls as anymail_urls
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from apps.accounts import services
 from apps.accounts.choices import Role
 from apps.accounts.models import ApiKey, Membership, Workspace
+from apps.channels.models import Channel, DeliveryPolicy, Message, Template
 from apps.contacts.models import (
     ConsentChange,
     Contact,
@@ -17,6 +19,7 @@ from apps.contacts.models import (
     ListMembership,
 )
 from apps.segments.models import Segment
+from tests.channels.factories import ChannelFactory, email_template
 
 # Pages that work inside the current workspace: reachable by any member, and for an
 # outsider they show the outsider's own workspace, never Acme's.
@@ -29,11 +32,15 @@ WORKSPACE_PAGES = [
     "segments:list",
     "segments:create",
     "journeys",
-    "templates",
+    "templates:list",
+    "templates:create",
+    "channels:list",
+    "channels:create",
     "reports",
     "accounts:workspace_settings",
     "accounts:member_list",
     "accounts:api_key_list",
+    "messages:list",
 ]
 # Views addressing one row of a workspace by its id or slug, and what they change.
 OBJECT_VIEWS = [
@@ -60,17 +67,32 @@ OBJECT_VIEWS = [
     "segments:size_csv",
     "segments:refresh",
     "segments:delete",
+    # more outsider tests: tests/channels/test_template_views.py, test_channel_settings.py
+    "templates:edit",
+    "templates:version",
+    "templates:delete",
+    "channels:edit",
+    "channels:delete",
+    # more outsider tests: tests/channels/test_messages_views.py
+    "messages:detail",
 ]
 # Of OBJECT_VIEWS, those that only read: an outsider asks for them with GET.
 OBJECT_READS = {"contacts:detail", "contacts:timeline", "contacts:export_json"}
 OBJECT_READS |= {"contacts:import_detail", "contacts:import_progress", "contacts:import_errors"}
 OBJECT_READS |= {"segments:detail", "segments:size_csv"}
+OBJECT_READS |= {"messages:detail"}
+OBJECT_READS |= {"templates:version"}
 # Downloads of the current workspace's data (not pages, so not WORKSPACE_PAGES);
 # outsider, analyst and anonymous tests: tests/contacts/test_export.py
 WORKSPACE_DOWNLOADS = ["contacts:export"]
 # Posts that only answer about the current workspace (no row addressed, nothing changed);
 # analysts are refused them with CHANGE_POSTS, the outsider test is below.
 WORKSPACE_POSTS = ["segments:preview"]
+# outsider tests for these: tests/channels/test_template_views.py
+WORKSPACE_POSTS += ["templates:preview", "templates:send_test"]
+# The editor's contact picker (a GET answering options of the current workspace's
+# contacts); outsider test: tests/channels/test_template_views.py
+WORKSPACE_PARTIALS = ["templates:contact_search"]
 API_ENDPOINTS = [
     "api:workspace",
     "api:membership-list",
@@ -90,6 +112,31 @@ API_ENDPOINTS = [
     "api:segment-detail",
     "api:segment-members",
     "api:segment-preview",
+    # outsider tests for these: tests/journeys/test_api.py
+    "api:journey-list",
+    "api:journey-detail",
+    "api:journey-publish",
+    "api:journey-pause",
+    "api:journey-resume",
+    "api:journey-archive",
+    "api:journey-enroll",
+    "api:journey-stats",
+    "api:journey-versions",
+    "api:journey-restore",
+    "api:journey-simulate",
+    # ingest keys only (no sessions); outsider tests: tests/channels/test_push.py
+    "api:pushsubscription-list",
+    "api:pushsubscription-vapid-key",
+    # outsider tests for these: tests/channels/test_templates_api.py
+    "api:template-list",
+    "api:template-detail",
+    "api:template-versions",
+    "api:template-preview",
+    "api:channel-list",
+    "api:channel-detail",
+    # outsider tests for these: tests/channels/test_messages_api.py
+    "api:message-list",
+    "api:message-detail",
 ]
 # Segment-compatible ingest; outsider and scope tests: tests/contacts/test_segment_ingest.py
 SEGMENT_ENDPOINTS = [
@@ -121,6 +168,12 @@ PUBLIC = {
 # Reached by a message's recipients, who are not signed in: a signed token names the
 # message, and a forged or altered token finds nothing (tests/channels/test_tracking.py).
 SIGNED_LINKS = {"tracking:open", "tracking:click", "tracking:unsubscribe"}
+# Email services' webhooks (django-anymail): HTTP basic auth with ANYMAIL_WEBHOOK_SECRET or
+# the ESP's signature; unauthenticated reports change nothing (tests/channels/test_esp_webhooks.py).
+ESP_WEBHOOKS = {f"anymail:{pattern.name}" for pattern in anymail_urls.urlpatterns}
+# SMS gateways' delivery receipts: a per-channel token in the URL, or Twilio's signature;
+# anything else gets 403 and changes nothing (tests/channels/test_sms.py).
+SMS_HOOKS = {"hooks:sms", "hooks:twilio"}
 
 
 def all_url_names(resolver=None, namespace=""):
@@ -136,7 +189,9 @@ def all_url_names(resolver=None, namespace=""):
 def test_every_url_is_covered_by_an_access_test():
     covered = (
         set(WORKSPACE_PAGES) | set(OBJECT_VIEWS) | set(API_ENDPOINTS) | set(SEGMENT_ENDPOINTS)
-        | set(WORKSPACE_DOWNLOADS) | set(WORKSPACE_POSTS) | PUBLIC | SIGNED_LINKS
+        | set(WORKSPACE_DOWNLOADS) | set(WORKSPACE_POSTS) | set(WORKSPACE_PARTIALS)
+        | PUBLIC | SIGNED_LINKS
+        | ESP_WEBHOOKS | SMS_HOOKS
     )  # fmt: skip
     names = {name for name in all_url_names() if not name.startswith("admin:")}
     assert names - covered == set(), "add the new view to the access tests"
@@ -169,6 +224,14 @@ def acme(workspace, marketer, analyst):
             slug="pros",
             rule={"attr": "plan", "op": "eq", "value": "pro"},
         ),
+        "template": email_template(workspace, "welcome"),
+        "channel": ChannelFactory(
+            workspace=workspace,
+            name="Mail server",
+            provider="smtp",
+            config={"host": "127.0.0.1", "port": 9, "timeout": 1},
+            secrets={"password": "pw"},
+        ),
     }
 
 
@@ -190,7 +253,26 @@ def object_url(name, acme):
         return reverse(name, args=[acme["contact"].pk])
     if name.startswith("segments:"):
         return reverse(name, args=[acme["segment"].pk])
+    if name.startswith("messages:"):
+        return reverse(name, args=[acme_message(acme).pk])
+    if name == "templates:version":
+        return reverse(name, args=[acme["template"].pk, 1])
+    if name.startswith("templates:"):
+        return reverse(name, args=[acme["template"].pk])
+    if name.startswith("channels:"):
+        return reverse(name, args=[acme["channel"].pk])
     return reverse(name, args=[target[name]])
+
+
+def acme_message(acme):
+    """A message sent to Ann (its page shows her address, its template and its history)."""
+    workspace = acme["workspace"]
+    version = email_template(workspace, "acme-news").versions.get()
+    return Message.objects.create(
+        workspace=workspace, contact=acme["contact"], channel=ChannelFactory(workspace=workspace),
+        template_version=version, idempotency_key="acme-news", recipient="ann@acme.test",
+        subject="Acme news", status="sent",
+    )  # fmt: skip
 
 
 def acme_state(acme):
@@ -217,6 +299,20 @@ def acme_state(acme):
             .order_by("pk")
             .values_list("name", "rule", "refreshed_at")
         ),
+        # (acme_message makes its own template and channel on demand: those are left out)
+        "templates": list(
+            Template.objects.for_workspace(workspace)
+            .exclude(versions__messages__isnull=False)
+            .order_by("pk")
+            .values_list("name", "version")
+        ),
+        "channels": list(
+            Channel.objects.for_workspace(workspace)
+            .exclude(messages__isnull=False)
+            .order_by("pk")
+            .values_list("name", "config", "secrets", "is_active")
+        ),
+        "policy": list(DeliveryPolicy.objects.filter(workspace=workspace).values()),
     }
 
 
@@ -249,9 +345,26 @@ CHANGE_POSTS = {
     "segments:edit": {"name": "Hacked segment", "rule": '{"all": []}'},
     "segments:refresh": {},
     "segments:delete": {},
+    "templates:create": {"name": "Stolen template", "channel": "sms", "body": "Hi"},
+    "templates:preview": {"channel": "sms", "body": "Hi {{ contact.first_name }}"},
+    "templates:send_test": {"channel": "sms", "body": "Hi", "recipient": "+4520123456"},
+    "templates:edit": {"name": "Hacked template", "channel": "sms", "body": "Hacked"},
+    "templates:delete": {},
+    "channels:list": {"max_per_day": "1", "over_limit": "drop"},
+    "channels:create": {"provider": "server", "name": "Stolen channel", "is_active": "on"},
+    "channels:edit": {
+        "name": "Hacked channel",
+        "is_active": "on",
+        "settings-host": "evil.test",
+        "settings-port": "25",
+        "settings-timeout": "5",
+    },
+    "channels:delete": {},
 }
 # Of CHANGE_POSTS, those marketers may make too (analysts still may not).
-EDITOR_POSTS = {name for name in CHANGE_POSTS if name.startswith(("contacts:", "segments:"))}
+EDITOR_POSTS = {
+    name for name in CHANGE_POSTS if name.startswith(("contacts:", "segments:", "templates:"))
+}
 
 
 def post_data(name, acme):

@@ -1,12 +1,13 @@
 """The outbox end to end on a real SMTP server: queue, claim, policies, render, send, record."""
 
 import datetime as dt
+import time
 
 import pytest
 from django.utils import timezone
 
 from apps.channels.choices import MessageStatus
-from apps.channels.models import DeliveryPolicy, Message, Suppression
+from apps.channels.models import DeliveryPolicy, Message, MessageEvent, Suppression
 from apps.channels.services import outbox
 from apps.contacts.choices import ConsentStatus
 from apps.contacts.services.consent import set_consent
@@ -133,3 +134,38 @@ def test_an_expired_lease_returns_the_message_to_the_queue(workspace, subscribed
     queued.message.refresh_from_db()
     assert queued.message.status == MessageStatus.QUEUED
     assert queued.message.history.get().kind == "released"
+
+
+def test_a_batch_whose_lease_is_running_out_returns_its_messages_unsent(
+    workspace, subscribed, smtp_server
+):
+    template = email_template(workspace)
+    later = timezone.now() + dt.timedelta(hours=1)
+    for n in range(3):
+        outbox.queue_message(subscribed(), template, f"late:{n}", due_at=later)
+    Message.objects.update(due_at=timezone.now())
+    ids = outbox.claim_due(outbox.SEND_BATCH)
+
+    outbox.send_batch(ids, deadline=time.monotonic() - 1)
+
+    assert smtp_server.messages == []
+    assert set(Message.objects.values_list("status", "attempts", "lease_until")) == {
+        (MessageStatus.QUEUED, 0, None)
+    }
+    assert set(MessageEvent.objects.values_list("kind", flat=True)) == {"released"}
+
+
+def test_a_full_claim_calls_for_another_sender(workspace, subscribed, smtp_server, monkeypatch):
+    monkeypatch.setattr(outbox, "SEND_BATCH", 2)
+    template = email_template(workspace)
+    later = timezone.now() + dt.timedelta(hours=1)
+    for n in range(5):
+        outbox.queue_message(subscribed(), template, f"many:{n}", due_at=later)
+    Message.objects.update(due_at=timezone.now())
+    calls = []
+
+    handled, more = outbox.send_due_messages(on_full_batch=lambda: calls.append(1))
+
+    assert (handled, more) == (5, False)
+    assert len(calls) == 2  # two full claims of 2; the last claim (1) wakes no one
+    assert len(smtp_server.messages) == 5

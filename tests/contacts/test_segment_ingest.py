@@ -578,3 +578,13 @@ def test_no_endpoint_lets_an_outsiders_key_reach_acme(
     assert ContactMerge.objects.for_workspace(workspace).count() == 0
     # In the batch the alias renames their acme-1 to acme-2 before the events make a new acme-1.
     assert Contact.objects.for_workspace(other_workspace).count() == (2 if name == "batch" else 1)
+
+
+def test_a_signed_in_session_without_a_key_stores_nothing(client_for, owner, workspace):
+    """A session cookie is no write key: another site cannot make a member's browser post
+    events (these endpoints skip CSRF, so they must not honour sessions at all)."""
+    browser = client_for(owner)
+    body = json.dumps({"userId": "u1", "event": "Forged", "messageId": "m-1"})
+    response = browser.post("/v1/track", body, content_type="application/json")
+    assert response.status_code in (401, 403)
+    assert Event.objects.count() == 0

@@ -51,6 +51,7 @@ def test_date_entry_fires_on_the_day_at_the_hour_in_the_contacts_zone(live_journ
 
     enrollment = Enrollment.objects.get()
     assert enrollment.contact_id == tokyo.pk and enrollment.key == "2026-06-01"
+    assert enrollment.entry_event["properties"] == {"renews_on": "2026-06-08"}
     assert Message.objects.get().contact_id == tokyo.pk
 
 

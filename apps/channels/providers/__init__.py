@@ -1,6 +1,6 @@
 """The registry of provider modules: adding a way to send is adding a module here."""
 
-from apps.channels.providers import email
+from apps.channels.providers import email, push, sms, webhook
 from apps.channels.providers.base import (
     Outgoing,
     PermanentError,
@@ -15,6 +15,10 @@ PROVIDERS: dict[str, type[Provider]] = {
         email.ServerEmail,
         email.SmtpEmail,
         email.AnymailEmail,
+        sms.HttpJsonSms,
+        sms.TwilioSms,
+        push.WebPush,
+        webhook.Webhook,
     )
 }
 

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -23,7 +24,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import Workspace
 from apps.channels import providers
 from apps.channels.choices import ChannelType, MessageEventKind, MessageStatus
-from apps.channels.models import Channel, Message, Template
+from apps.channels.models import Channel, Message, Template, TemplateVersion
 from apps.channels.services import policy
 from apps.channels.services.rendering import render_message
 from apps.channels.services.scope import message_scopes
@@ -38,6 +39,12 @@ RETRY_BASE_SECONDS = 30  # then 30 s, 60 s, 120 s, ...
 RETRY_MAX_SECONDS = 3600
 SEND_TASK_SECONDS = 60  # one task sends for at most this long, then queues its successor
 RATE_WAIT_MAX_SECONDS = 1.0  # a rate-limited channel waits this long at most, then defers
+# A batch stops starting sends this long before its lease ends (a quarter of a short lease):
+# one send (connect, SMTP timeout) must fit in it. See docs/delivery.md.
+LEASE_MARGIN_SECONDS = 60
+# Records of sends wait for the disk at least this often (see RECORD_SQL): a crash of
+# PostgreSQL itself may repeat at most the sends of this last stretch.
+RECORD_DURABLE_EVERY_SECONDS = 0.05
 
 
 class NoChannel(Exception):
@@ -135,9 +142,16 @@ WHERE id IN (
 RETURNING id
 """
 
-# One statement per outcome, in autocommit: the record of a send is durable at once.
+# One statement per outcome, in autocommit, sent the moment the outcome is known: once it
+# reaches PostgreSQL it commits even if this worker dies that instant. Most commit without
+# waiting for the disk (`synchronous_commit` off for that transaction alone: visible at once,
+# lost only if PostgreSQL itself crashes before its WAL writer flushes); one at least every
+# RECORD_DURABLE_EVERY_SECONDS waits, and with it every record before it is on disk.
 RECORD_SQL = """
-WITH changed AS (
+WITH durability AS (
+    SELECT set_config('synchronous_commit',
+                      COALESCE(%(commit)s, current_setting('synchronous_commit')), true)
+), changed AS (
     UPDATE channels_message
     SET status = %(status)s, reason = %(reason)s, due_at = %(due_at)s, lease_until = NULL,
         attempts = attempts - %(uncount)s,
@@ -150,20 +164,26 @@ WITH changed AS (
     RETURNING id
 )
 INSERT INTO channels_messageevent (message_id, kind, detail, at)
-SELECT id, %(kind)s, %(reason)s, %(now)s FROM changed
+SELECT id, %(kind)s, %(reason)s, %(now)s FROM changed, durability
 """
 
 
-def send_due_messages(seconds: float = SEND_TASK_SECONDS) -> tuple[int, bool]:
+def send_due_messages(
+    seconds: float = SEND_TASK_SECONDS, on_full_batch: Callable[[], None] | None = None
+) -> tuple[int, bool]:
     """Claim and send due messages for up to `seconds`; answers (messages handled,
-    whether due messages were left over for a successor task)."""
+    whether due messages were left over for a successor task). `on_full_batch` is called
+    when a claim comes back full: more may be due than one worker sends alone."""
     deadline = time.monotonic() + seconds
     handled = 0
     while True:
+        claimed_at = time.monotonic()  # no later than the lease's start
         ids = claim_due(SEND_BATCH)
         if not ids:
             return handled, False
-        send_batch(ids)
+        if len(ids) == SEND_BATCH and on_full_batch is not None:
+            on_full_batch()
+        send_batch(ids, lease_deadline(claimed_at))
         handled += len(ids)
         if time.monotonic() > deadline:
             return handled, True
@@ -177,15 +197,25 @@ def claim_due(limit: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def send_batch(ids: list[int]) -> None:
-    """Decide, render and send claimed messages, recording each outcome as it happens."""
+def lease_deadline(claimed_at: float) -> float:
+    """The monotonic time after which a batch claimed at `claimed_at` starts no more sends:
+    a little before its lease ends, so the sweeper never hands a message to another worker
+    while this one may still send it."""
+    lease = settings.MESSAGE_LEASE_SECONDS
+    return claimed_at + lease - min(LEASE_MARGIN_SECONDS, lease / 4)
+
+
+def send_batch(ids: list[int], deadline: float | None = None) -> None:
+    """Decide, render and send claimed messages, recording each outcome as it happens.
+    After `deadline` (time.monotonic()) no send starts: the rest go back to the queue."""
     messages = list(
         Message.objects.filter(pk__in=ids, status=MessageStatus.SENDING)
-        .select_related("contact", "channel", "channel__workspace", "template_version")
+        .select_related("contact")
         .order_by("-priority", "due_at", "pk")
     )
     if not messages:
         return
+    _share_channels_and_versions(messages)
     now = timezone.now()
     decisions = policy.decide(messages, now)
     to_send = []
@@ -203,10 +233,20 @@ def send_batch(ids: list[int]) -> None:
     for message, recipient in to_send:
         by_channel.setdefault(message.channel_id, []).append((message, recipient))
     for group in by_channel.values():
-        _send_group(group, scopes)
+        _send_group(group, scopes, deadline)
 
 
-def _send_group(group: list, scopes: dict) -> None:
+def _share_channels_and_versions(messages: list[Message]) -> None:
+    """A batch has few channels and template versions: each is loaded once and shared by
+    its messages (a version's content is parsed and cached by its id, see rendering)."""
+    channels = Channel.objects.select_related("workspace").in_bulk({m.channel_id for m in messages})
+    versions = TemplateVersion.objects.in_bulk({m.template_version_id for m in messages})
+    for message in messages:
+        message.channel = channels[message.channel_id]
+        message.template_version = versions[message.template_version_id]
+
+
+def _send_group(group: list, scopes: dict, deadline: float | None) -> None:
     channel = group[0][0].channel
     provider = providers.for_channel(channel)
     try:
@@ -217,6 +257,12 @@ def _send_group(group: list, scopes: dict) -> None:
         return
     try:
         for index, (message, recipient) in enumerate(group):
+            if deadline is not None and time.monotonic() > deadline:
+                for later, _r in group[index:]:
+                    reason = _("The batch's lease ran out before it was sent.")
+                    record(later, MessageStatus.QUEUED, MessageEventKind.RELEASED, reason,
+                           uncount=True)  # fmt: skip
+                return
             wait = take_rate_token(channel)
             if wait:
                 due_at = timezone.now() + dt.timedelta(seconds=wait)
@@ -269,7 +315,7 @@ def _send_one(provider, message: Message, recipient: str, scope: dict) -> None:
     )
 
 
-def fail(message: Message, error: providers.SendError) -> None:
+def fail(message: Message, error: "providers.SendError") -> None:
     """A permanent error, or the last attempt, fails the message; else a retry later."""
     reason = str(error.message)[:300]
     if error.permanent or message.attempts >= MAX_ATTEMPTS:
@@ -298,10 +344,21 @@ def record(message: Message, status: str, kind: str, reason: str, *, due_at=None
         "subject": subject[:300] if subject is not None else None,
         "links": json.dumps(links) if links is not None else None,
         "now": now,
+        "commit": "off",
     }
+    global _last_durable
+    durable_at = time.monotonic()
+    if durable_at - _last_durable >= RECORD_DURABLE_EVERY_SECONDS:
+        params["commit"] = None  # the server's own setting: on, unless told otherwise
     with connection.cursor() as cursor:
         cursor.execute(RECORD_SQL, params)
-        return cursor.rowcount == 1
+        recorded = cursor.rowcount == 1
+    if params["commit"] is None:
+        _last_durable = durable_at
+    return recorded
+
+
+_last_durable = 0.0  # time.monotonic() of this process's last record that waited for disk
 
 
 def release_expired_leases() -> int:

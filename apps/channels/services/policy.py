@@ -50,11 +50,15 @@ def _decide_workspace(messages: list[Message], now: dt.datetime) -> dict[int, De
     policy = policy_for(workspace)
     decisions: dict[int, Decision] = {}
     recipients: dict[int, str] = {}
+    senders: dict[int, providers.Provider] = {}
     for message in messages:
         if not message.channel.is_active:
             decisions[message.pk] = Decision(DROP, _("The channel is switched off."))
             continue
-        recipient = providers.for_channel(message.channel).recipient(message.contact)
+        provider = senders.get(message.channel_id)
+        if provider is None:
+            provider = senders[message.channel_id] = providers.for_channel(message.channel)
+        recipient = provider.recipient(message.contact)
         if not recipient:
             decisions[message.pk] = Decision(DROP, _("The contact has no address on this channel."))
         else:
@@ -89,7 +93,7 @@ def _decide_workspace(messages: list[Message], now: dt.datetime) -> dict[int, De
             )
     # Pressure last: only messages that would otherwise go out use up the contact's room.
     candidates = [m for m in waiting if m.pk not in decisions]
-    decisions.update(_apply_pressure(policy, candidates, now))
+    decisions.update(_apply_pressure(policy, candidates, now, set(decisions)))
     for message in candidates:
         decisions.setdefault(message.pk, Decision(SEND, recipient=recipients[message.pk]))
     return decisions
@@ -133,15 +137,37 @@ def _quiet_until(policy: DeliveryPolicy, contact, workspace, now) -> dt.datetime
     if not quiet:
         return None
     day = local.date() if time < end else local.date() + dt.timedelta(days=1)
-    until = dt.datetime.combine(day, end).replace(tzinfo=local.tzinfo)
-    # Across a DST change the wall-clock time may not exist; normalising via UTC fixes it.
-    return until.astimezone(dt.UTC)
+    return _first_instant_at(dt.datetime.combine(day, end), local.tzinfo)
 
 
-def _apply_pressure(policy: DeliveryPolicy, messages: list[Message], now) -> dict[int, Decision]:
+def _first_instant_at(wall: dt.datetime, zone) -> dt.datetime:
+    """The first moment the clock of `zone` shows `wall` or later (UTC). A time that comes
+    twice (clocks going back) is its first occurrence; a time skipped (clocks going
+    forward) is the moment the clock jumps past it."""
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(dt.UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first
+    # In the gap: fold=1 reads the time with the offset from before the jump (an instant
+    # before it), fold=0 with the one after (an instant after it); the jump lies between.
+    before = wall.replace(tzinfo=zone, fold=1).astimezone(dt.UTC)
+    after = first
+    before, after = min(before, after), max(before, after)
+    while after - before > dt.timedelta(seconds=1):
+        middle = before + (after - before) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= wall:
+            after = middle
+        else:
+            before = middle
+    return after.replace(microsecond=0)
+
+
+def _apply_pressure(
+    policy: DeliveryPolicy, messages: list[Message], now, not_going: set[int]
+) -> dict[int, Decision]:
     """Over the per-day or per-week limit: defer (until the contact has room) or drop. When
     room is short, the highest-priority due messages of the contact go first, wherever they
-    are (this batch or still queued)."""
+    are (this batch or still queued); `not_going` are this batch's messages already dropped
+    or deferred for another reason, which take no room."""
     limits = [
         (limit, span)
         for limit, span in ((policy.max_per_day, DAY), (policy.max_per_week, WEEK))
@@ -163,7 +189,7 @@ def _apply_pressure(policy: DeliveryPolicy, messages: list[Message], now) -> dic
         status__in=[MessageStatus.QUEUED, MessageStatus.SENDING],
         due_at__lte=now,
     ).values_list("contact_id", "pk", "priority", "due_at"):
-        if pk not in batch_ids:
+        if pk not in batch_ids and pk not in not_going:
             competing[contact_id].append((-priority, due_at, pk))
     for message in messages:
         competing[message.contact_id].append((-message.priority, message.due_at, message.pk))
@@ -171,6 +197,8 @@ def _apply_pressure(policy: DeliveryPolicy, messages: list[Message], now) -> dic
     for contact_id, queue in competing.items():
         times = sorted(sent[contact_id])
         room = min(limit - sum(1 for t in times if t > now - span) for limit, span in limits)
+        # The messages ahead that fit go now: they count when the next room opens.
+        going_now = times + [now] * max(0, room)
         for rank, (_priority, _due, pk) in enumerate(sorted(queue)):
             if pk not in batch_ids or rank < room:
                 continue
@@ -180,7 +208,7 @@ def _apply_pressure(policy: DeliveryPolicy, messages: list[Message], now) -> dic
                 decisions[pk] = Decision(
                     DEFER,
                     _("Over the contact's message limit."),
-                    until=_room_at(times, limits, now),
+                    until=_room_at(going_now, limits, now),
                 )
     return decisions
 

@@ -6,6 +6,8 @@ Liquid runs in its own sandbox: a template sees only the plain data given to it 
 objects, no attribute access beyond dicts and lists, no file or network access).
 """
 
+import hashlib
+import hmac
 import html as html_lib
 import re
 from dataclasses import dataclass, field
@@ -16,7 +18,8 @@ import css_inline
 import mjml
 from django.conf import settings
 from django.core import signing
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
+from django.utils.encoding import force_bytes
 from django.utils.translation import gettext as _
 from liquid import Environment
 from liquid.exceptions import LiquidError
@@ -34,6 +37,7 @@ SIGNING_SALTS = {"open": "orchestra.track.open", "click": "orchestra.track.click
                  "unsubscribe": "orchestra.track.unsubscribe"}  # fmt: skip
 LINK_RE = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
 UNSUBSCRIBE_PLACEHOLDER = "{{ unsubscribe_url }}"
+BODY_RE = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 
 liquid = Environment(autoescape=False)
 liquid_html = Environment(autoescape=True)  # contact data is escaped inside HTML
@@ -73,11 +77,16 @@ def _source_problems(source: str, html: bool) -> list[str]:
     except LiquidError as error:
         return [_line_message(source, getattr(error.token, "start_index", -1), error.message)]
     problems = []
-    for spans in template.analyze().globals.values():
+    analysis = template.analyze()
+    for spans in analysis.globals.values():
         for variable in spans:
             problem = _unknown_variable(variable.segments)
             if problem:
                 problems.append(_line_message(source, variable.span.index, problem))
+    for name, spans in analysis.filters.items():
+        if name not in liquid.filters:
+            message = _("unknown filter '%(name)s'") % {"name": name}
+            problems += [_line_message(source, span.index, message) for span in spans]
     return problems
 
 
@@ -129,9 +138,12 @@ def _compiled(version_id: int, name: str, source: str, html: bool):
 def render_fields(version, scope: dict) -> dict[str, str]:
     """Liquid applied to each field of the version, nothing else (previews, SMS, push)."""
     rendered = {}
+    # An unsaved draft (the editor's preview, a test send) has no id: compiled without the
+    # cache, so drafts never fill it nor meet each other's entries under a shared key.
+    compile_field = _compiled if version.pk is not None else _compiled.__wrapped__
     for name, value in version.content().items():
         if value:
-            rendered[name] = _compiled(version.pk, name, value, name == "html").render(**scope)
+            rendered[name] = compile_field(version.pk, name, value, name == "html").render(**scope)
         else:
             rendered[name] = ""
     return rendered
@@ -152,8 +164,11 @@ def render_message(version, scope: dict, message_id: int | None, channel: str) -
         if message_id:
             html, links = _track_links(html, message_id, unsubscribe_url)
             html = _add_open_pixel(html, message_id)
-    text = fields["text"].strip() if fields["text"].strip() else html_to_text(html)
-    if unsubscribe_url not in text:
+    written = fields["text"].strip()
+    text = written or html_to_text(html)
+    # Text derived from the HTML has its unsubscribe link already (a preview's placeholder
+    # link is not a URL, so it shows as the word only).
+    if unsubscribe_url not in text and (written or not html):
         text += "\n\n" + _("Unsubscribe: %(url)s") % {"url": unsubscribe_url}
     headers = {}
     if message_id:
@@ -178,7 +193,7 @@ def _finish_html(html: str, preheader: str, unsubscribe_url: str) -> str:
             '<div style="display:none;max-height:0;overflow:hidden;opacity:0">'
             f"{html_lib.escape(' '.join(preheader.split()))}</div>"
         )
-        match = re.search(r"<body\b[^>]*>", html, re.IGNORECASE)
+        match = BODY_RE.search(html)
         html = html[: match.end()] + hidden + html[match.end() :] if match else hidden + html
     return inliner.inline(html)
 
@@ -214,9 +229,47 @@ def _add_open_pixel(html: str, message_id: int) -> str:
 
 
 def tracking_url(kind: str, message_id: int, link: int | None = None) -> str:
-    value = [message_id] if link is None else [message_id, link]
-    token = signing.Signer(salt=SIGNING_SALTS[kind]).sign_object(value)
-    return settings.SITE_URL + reverse(f"tracking:{kind}", args=[token])
+    """Signed as signing.Signer.sign_object([message_id(, link)]) signs, which is what
+    read_tracking_token checks; a message carries several, so the key is derived once."""
+    data = f"[{int(message_id)}]" if link is None else f"[{int(message_id)},{int(link)}]"
+    value = signing.b64_encode(data.encode()).decode()
+    token = f"{value}:{_signer(kind, settings.SECRET_KEY).signature(value)}"
+    before, after = _tracking_path(kind, get_script_prefix(), get_urlconf())
+    return f"{settings.SITE_URL}{before}{token}{after}"
+
+
+class _TrackingSigner(signing.Signer):
+    """Django's Signer, with its HMAC key (derived from salt and secret key, as
+    django.utils.crypto.salted_hmac derives it) computed once instead of per token."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        derived = hashlib.sha256(force_bytes(self.salt + "signer") + force_bytes(self.key))
+        self._mac = hmac.new(derived.digest(), digestmod=hashlib.sha256)
+
+    def signature(self, value, key=None):
+        if key is not None and key != self.key:
+            return super().signature(value, key)
+        mac = self._mac.copy()
+        mac.update(force_bytes(value))
+        return signing.b64_encode(mac.digest()).decode()
+
+
+@lru_cache(maxsize=16)
+def _signer(kind: str, secret_key: str) -> signing.Signer:
+    return _TrackingSigner(key=secret_key, salt=SIGNING_SALTS[kind])
+
+
+PATH_MARK = "path0mark"
+
+
+@lru_cache(maxsize=16)
+def _tracking_path(kind: str, script_prefix: str, urlconf) -> tuple[str, str]:
+    """The tracking URL's path around its token, reversed once: a signed token holds only
+    characters that reverse() leaves as they are (URL-safe base64 and ':')."""
+    path = reverse(f"tracking:{kind}", args=[PATH_MARK])
+    before, _mark, after = path.partition(PATH_MARK)
+    return before, after
 
 
 def read_tracking_token(kind: str, token: str) -> list | None:
@@ -227,6 +280,9 @@ def read_tracking_token(kind: str, token: str) -> list | None:
 
 
 # Text from HTML --------------------------------------------------------------------------
+
+
+WHITESPACE_RE = re.compile(r"\s+")
 
 
 class _TextExtractor(HTMLParser):
@@ -275,8 +331,10 @@ class _TextExtractor(HTMLParser):
             self.parts.append("\n")
 
     def handle_data(self, data):
+        # Runs of white space become one space, kept at the ends: "Hi <b>Ann</b>" reads
+        # "Hi Ann", not "HiAnn". Lines are trimmed at the end.
         if not self.skipping and not self.hidden:
-            self.parts.append(" ".join(data.split()) if data.strip() else " ")
+            self.parts.append(WHITESPACE_RE.sub(" ", data))
 
 
 def html_to_text(html: str) -> str:

@@ -11,6 +11,7 @@ contact event is recorded on the first.
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from apps.channels.choices import (
     ChannelType,
@@ -21,7 +22,6 @@ from apps.channels.choices import (
 from apps.channels.models import Message, MessageEvent, Suppression
 from apps.contacts.choices import ConsentChannel, ConsentStatus
 from apps.contacts.services.consent import set_consent
-from apps.contacts.services.events import record_system_event
 
 # How far each status is along the way; a later report never moves a message back.
 PROGRESS = {
@@ -58,9 +58,20 @@ def mark_opened(message: Message, at=None, detail: str = "") -> bool:
 
 
 def mark_clicked(message: Message, url: str, at=None) -> bool:
-    # A click proves an open too (images may be blocked).
+    """A click proves an open too (the mail client may have blocked the pixel): the first
+    click of a message never opened records the open as well."""
+    if not MessageEvent.objects.filter(message=message, kind=MessageEventKind.OPENED).exists():
+        mark_opened(message, at, gettext("Implied by a click"))
     return _track(message, MessageEventKind.CLICKED, MessageStatus.CLICKED, at, url,
                   timestamp="clicked_at", repeatable=True, properties={"url": url})  # fmt: skip
+
+
+def note_deferred(message: Message, at=None, detail: str = "") -> bool:
+    """The provider could not deliver yet and tries again (a soft bounce, a full mailbox):
+    a line of history only; a later delivery or bounce says how it ended."""
+    MessageEvent.objects.create(message=message, kind=MessageEventKind.DEFERRED,
+                                detail=detail[:2000], at=at or timezone.now())  # fmt: skip
+    return True
 
 
 def mark_failed_delivery(message: Message, at=None, detail: str = "") -> bool:
@@ -85,13 +96,37 @@ def mark_complained(message: Message, at=None, detail: str = "") -> bool:
     return changed
 
 
+@transaction.atomic
 def unsubscribe(message: Message, source: str = "unsubscribe link", at=None) -> bool:
     """The contact leaves the message's channel: consent becomes unsubscribed at once."""
+    # Locked, so that two posts at once (a mail client's one-click and a person) record once.
+    Message.objects.select_for_update().values_list("pk", flat=True).get(pk=message.pk)
     changed = _history_once(message, MessageEventKind.UNSUBSCRIBED, source, at)
     if changed:
         _contact_event(message, MessageEventKind.UNSUBSCRIBED, at, {"source": source})
     _unsubscribe_contact(message, source)
     return changed
+
+
+def message_for_provider_id(provider_message_id: str, recipient: str = "") -> Message | None:
+    """The message a provider reports on, by the id it gave when it accepted it (an ESP's
+    own id, or our Message-ID header for SMTP, with or without its angle brackets). When
+    the report names its recipient, the message must have been sent to that address."""
+    provider_message_id = (provider_message_id or "").strip()
+    if not provider_message_id:
+        return None
+    bare = provider_message_id.strip("<>")
+    candidates = {provider_message_id, bare, f"<{bare}>"}
+    found = (
+        Message.objects.select_related("channel", "contact", "template_version__template")
+        .filter(provider_message_id__in=candidates)
+        .exclude(provider_message_id="")
+        .order_by("-pk")
+    )
+    for message in found[:10]:
+        if not recipient or message.recipient.lower() == recipient.strip().lower():
+            return message
+    return None
 
 
 def suppress(message: Message, reason: str) -> None:
@@ -133,8 +168,8 @@ def _track(message, kind, status, at, detail, *, timestamp=None, repeatable=Fals
     if updates:
         locked.save(update_fields=updates)
     MessageEvent.objects.create(message=locked, kind=kind, detail=detail[:2000], at=at)
-    if first:
-        _contact_event(locked, kind, at, properties or {})
+    if first:  # the caller's row, whose channel and template are loaded
+        _contact_event(message, kind, at, properties or {})
     message.status = locked.status
     return first
 
@@ -150,6 +185,10 @@ def _history_once(message, kind, detail, at) -> bool:
 def _contact_event(message: Message, kind: str, at, properties: dict) -> None:
     """message_delivered, message_opened, … on the contact's timeline, naming the message,
     its channel and its journey; the contact's segments are re-evaluated."""
+    # Imported here: contact events start journeys, whose sends import the providers, and
+    # the SMS provider imports this module (a cycle at import time otherwise).
+    from apps.contacts.services.events import record_system_event
+
     properties = {
         "message_id": message.pk,
         "channel": message.channel.type,

@@ -28,7 +28,6 @@ from apps.contacts.services.identity import (
     find_contact_ids,
     resolve_contact_ids,
 )
-from apps.journeys.services import triggers as journeys
 from apps.segments import services as segments
 
 MAX_BATCH_EVENTS = 10_000
@@ -270,9 +269,17 @@ def store_events(workspace, events: list[CleanEvent], source: str, now, result=N
     return result
 
 
+def _journeys():
+    """Journeys build on contacts: imported when used, so contacts import on their own."""
+    from apps.journeys.services import triggers
+
+    return triggers
+
+
 def _store_one_for_known_contact(workspace, event: CleanEvent, source, now, result) -> bool:
     """The commonest request, one event of a known contact, in one round trip; False
     (nothing stored) when the contact does not exist yet."""
+    journeys = _journeys()
     kind, value = event.key
     with connection.cursor() as cursor:
         cursor.execute(
@@ -312,6 +319,7 @@ def _insert_events(workspace, events, contact_ids: dict, source: str, now, resul
             latest[contact_id] = occurred_at
     # In id order, so concurrent batches lock shared contacts in the same order.
     seen_ids = sorted(latest)
+    journeys = _journeys()
     with connection.cursor() as cursor:
         cursor.execute(
             STORE_EVENTS_SQL,
@@ -336,6 +344,7 @@ def record_system_event(workspace_id: int, contact_id: int, name: str, propertie
                         occurred_at=None) -> None:  # fmt: skip
     """An event Orchestra itself observed (a message opened, a link clicked), on the
     contact's timeline; the contact's segments are re-evaluated."""
+    journeys = _journeys()
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db.models import Q
+from django.urls import reverse
+from django.utils.translation import gettext
 
 from apps.contacts.models import Contact
 from apps.contacts.normalize import InvalidValue, parse_timestamp
@@ -28,6 +30,7 @@ class TimelineEntry:
     title: str
     source: str = ""
     details: dict = field(default_factory=dict)
+    url: str = ""  # the entry's own page, if it has one
 
     @property
     def sort_key(self) -> tuple:
@@ -102,7 +105,53 @@ def event_entries(contact: Contact, before: TimelineCursor | None, limit: int) -
     ]
 
 
-TIMELINE_SOURCES: list[TimelineSource] = [event_entries]
+# What a message's entry shows (not its template's HTML).
+MESSAGE_FIELDS = (
+    "id", "contact_id", "channel_id", "template_version_id", "status", "reason", "subject",
+    "created_at", "channel__name", "channel__type", "template_version__number",
+    "template_version__template_id", "template_version__template__name",
+    "template_version__template__slug",
+)  # fmt: skip
+
+
+def message_entries(contact: Contact, before: TimelineCursor | None, limit: int) -> list:
+    """Messages to the contact, at the time each was queued, linking to its page."""
+    from apps.channels.models import Message  # channels builds on contacts, not the reverse
+
+    messages = (
+        Message.objects.filter(contact=contact)
+        .select_related("channel", "template_version__template")
+        .only(*MESSAGE_FIELDS)
+        .order_by("-created_at", "-id")
+    )
+    if before is not None:
+        messages = messages.filter(before.older_q("message", "created_at"))
+    entries = []
+    for message in messages[:limit]:
+        template, number = message.template_version.template, message.template_version.number
+        status = message.get_status_display()
+        details = {
+            gettext("Channel"): message.channel.get_type_display(),
+            gettext("Template"): f"{template.name} ({template.slug}, v{number})",
+            gettext("Status"): f"{status}: {message.reason}" if message.reason else str(status),
+        }
+        if message.subject:
+            details[gettext("Subject")] = message.subject
+        entries.append(
+            TimelineEntry(
+                kind="message",
+                id=message.pk,
+                occurred_at=message.created_at,
+                title=gettext("Message: %(template)s") % {"template": template.name},
+                source=message.channel.name,
+                details=details,
+                url=reverse("messages:detail", args=[message.pk]),
+            )
+        )
+    return entries
+
+
+TIMELINE_SOURCES: list[TimelineSource] = [event_entries, message_entries]
 
 
 def contact_timeline(

@@ -3,6 +3,7 @@ attribute plus `offset_days` falls on, at `at` o'clock in the contact's own time
 With `"yearly": true` only the month and day count (birthdays, anniversaries)."""
 
 import datetime as dt
+from types import SimpleNamespace
 
 from django.db import DataError, connection, transaction
 from django.utils import timezone
@@ -83,9 +84,13 @@ def _enroll_journey(journey: Journey, entry: dict, now: dt.datetime) -> int:
             continue
         with transaction.atomic():
             batch = engine.Batch(now=now)
-            enrollment = triggers.enroll(journey, contact, batch, key=occurrence.isoformat())
+            # What templates see as the triggering event: the date that came.
+            entry = SimpleNamespace(name="date_attribute", properties={attribute: text},
+                                    occurred_at=now)  # fmt: skip
+            enrollment = triggers.enroll(
+                journey, contact, batch, event=entry, key=occurrence.isoformat()
+            )
             if enrollment is not None:
-                enrollment.entry_event = {"name": "date_attribute", "properties": {attribute: text}}
                 engine.save(batch, [enrollment])
                 enrolled += 1
     return enrolled

@@ -199,3 +199,23 @@ def segments_used(journey: Journey) -> set[str]:
             for rule in rules:
                 slugs |= {leaf["segment"] for leaf in iter_leaves(rule or {}) if "segment" in leaf}
     return slugs
+
+
+def templates_used(journey: Journey) -> set[str]:
+    """Slugs of the templates the journey's draft and live version send."""
+    graphs = [journey.draft] + ([journey.live_version.graph] if journey.live_version_id else [])
+    slugs = set()
+    for graph in graphs:
+        for node in graph.get("nodes", []):
+            if node.get("type") == "send":
+                template = node.get("template")
+                slugs |= set(template.values()) if isinstance(template, dict) else {template}
+    return slugs
+
+
+def journeys_sending(template) -> list[Journey]:
+    journeys = Journey.objects.for_workspace(template.workspace).exclude(
+        status=JourneyStatus.ARCHIVED
+    )
+    journeys = journeys.select_related("live_version").order_by("name")
+    return [j for j in journeys if template.slug in templates_used(j)]

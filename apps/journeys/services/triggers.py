@@ -4,9 +4,10 @@ journey's exit_when). Ingest hands over the ids of stored events whose names som
 listens for; a worker drains them per workspace, in the order they happened."""
 
 import datetime as dt
+import json
 import time
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -81,15 +82,46 @@ def _pending_key(workspace_id: int) -> str:
     return redis_client.key("journeys", "events", workspace_id)
 
 
+def _claimed_key(workspace_id: int) -> str:
+    return redis_client.key("journeys", "claimed", workspace_id)
+
+
+# A worker takes a batch of pending ids and holds them, each with the time its hold ends,
+# until its transaction has committed; a worker that dies leaves them held, and the sweep
+# puts them back once the hold ends. Longer than a task may run (CELERY_TASK_TIME_LIMIT),
+# so a live worker's batch is never handed to another.
+EVENTS_LEASE_SECONDS = 360
+
+CLAIM_EVENTS_LUA = """
+local ids = redis.call('SPOP', KEYS[1], ARGV[1])
+for _, id in ipairs(ids) do
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+end
+return ids
+"""
+
+RELEASE_EXPIRED_LUA = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, id in ipairs(ids) do
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('SADD', KEYS[2], id)
+end
+return #ids
+"""
+
+
 def process_pending_events(workspace_id: int) -> int:
-    """Drain the workspace's pending events, oldest first in each batch."""
+    """Drain the workspace's pending events, oldest first in each batch. Each batch is
+    held while it is applied and let go once its transaction has committed: a worker that
+    dies mid-batch leaves its events to the sweep (`pending_workspaces`), not lost."""
     redis_client.scheduled_task_started(f"journey-events:{workspace_id}")
+    client = redis_client.client()
+    claim = client.register_script(CLAIM_EVENTS_LUA)
     done = 0
     while True:
-        ids = [
-            int(pk)
-            for pk in redis_client.client().spop(_pending_key(workspace_id), EVENTS_BATCH) or []
-        ]
+        lease_until = time.time() + EVENTS_LEASE_SECONDS
+        keys = [_pending_key(workspace_id), _claimed_key(workspace_id)]
+        ids = [int(pk) for pk in claim(keys=keys, args=[EVENTS_BATCH, lease_until]) or []]
         if not ids:
             return done
         events = list(
@@ -98,10 +130,26 @@ def process_pending_events(workspace_id: int) -> int:
             )
         )
         apply_events(workspace_id, events)
+        client.zrem(_claimed_key(workspace_id), *ids)
         done += len(ids)
 
 
+def release_expired_events() -> int:
+    """Events held by a worker that died go back to the pending ones; answers how many."""
+    client = redis_client.client()
+    release = client.register_script(RELEASE_EXPIRED_LUA)
+    prefix = _claimed_key(0)[:-1]
+    released = 0
+    for key in client.scan_iter(f"{prefix}*"):
+        workspace_id = int(key.decode().rsplit(":", 1)[1])
+        released += int(release(keys=[key, _pending_key(workspace_id)], args=[time.time()]) or 0)
+    return released
+
+
 def pending_workspaces() -> list[int]:
+    """Workspaces with events waiting for a worker (those held by a dead worker first
+    return to waiting)."""
+    release_expired_events()
     prefix = _pending_key(0)[:-1]
     keys = redis_client.client().scan_iter(f"{prefix}*")
     return [int(key.decode().rsplit(":", 1)[1]) for key in keys]
@@ -136,6 +184,13 @@ def apply_events(workspace_id: int, events: list[Event]) -> None:
         by_contact.setdefault(enrollment.contact_id, []).append(enrollment)
     contacts = {c.pk: c for c in Contact.objects.filter(pk__in=contact_ids)}
     batch = engine.Batch(now=timezone.now())
+    live = [j for j in journeys if j.status == JourneyStatus.LIVE and j.live_version]
+    if any(engine.needs_contacts(journey.live_version.graph) for journey in live):
+        batch.prefetch_consents(contacts)
+    for enrollment in open_enrollments:
+        if enrollment.contact.workspace_id == enrollment.workspace_id:
+            enrollment.contact.workspace = enrollment.workspace  # for queue_message
+    prefetch_history(batch, [j for j in live if _has_event_entry(j)], contact_ids)
     touched: dict[int, Enrollment] = {}
     for event in events:
         if event.contact_id not in contacts:
@@ -218,7 +273,7 @@ def enroll(
         if value is None:
             return None
         key = str(value)[:200]
-    if not may_enter(journey, contact, key, graph.get("reentry", "never"), batch.now):
+    if not may_enter(journey, contact, key, graph.get("reentry", "never"), batch.now, batch):
         return None
     entry_event = (
         {
@@ -230,26 +285,37 @@ def enroll(
         else {}
     )
     holdout = _in_holdout(journey, contact, graph.get("holdout_percent", 0))
-    with transaction.atomic():  # a savepoint: a concurrent enrollment wins cleanly
-        enrollment, created = Enrollment.objects.get_or_create(
-            journey=journey,
-            contact=contact,
-            key=key,
-            state__in=OPEN_STATES,
-            defaults={
-                "workspace_id": journey.workspace_id,
-                "version": version,
-                "node_id": graph["start"],
-                "holdout": holdout,
-                "entry_event": entry_event,
-                "state": EnrollmentState.ACTIVE,
-                "entered_at": batch.now,
-            },
-        )
-    if not created:
+    enrollment = Enrollment(
+        workspace=journey.workspace,
+        journey=journey,
+        version=version,
+        contact=contact,
+        key=key,
+        state=EnrollmentState.ACTIVE,
+        node_id=graph["start"],
+        holdout=holdout,
+        visits={},
+        entry_event=entry_event,
+        entered_at=batch.now,
+        updated_at=batch.now,
+    )
+    # One statement, no savepoint: a concurrent enrollment of the same contact wins cleanly
+    # (the one-open-per-key index), and then this one is not made.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            INSERT_ENROLLMENT_SQL,
+            [journey.workspace_id, journey.pk, version.pk, contact.pk, key, enrollment.state,
+             enrollment.node_id, holdout, json.dumps(entry_event), batch.now, batch.now],
+        )  # fmt: skip
+        row = cursor.fetchone()
+    if row is None:
         return None
-    enrollment.version, enrollment.journey, enrollment.contact = version, journey, contact
-    enrollment.workspace = journey.workspace
+    enrollment.pk = row[0]
+    enrollment._state.adding = False  # a row of the table now, as if loaded
+    if "history" in batch.lookups:
+        batch.lookups["history"][(journey.pk, contact.pk, key)] = (enrollment.pk, batch.now)
+    if contact.workspace_id == journey.workspace_id:
+        contact.workspace = journey.workspace  # what queue_message reads, without a query
     batch.step(
         enrollment,
         graph["start"],
@@ -260,16 +326,67 @@ def enroll(
     return enrollment  # the caller saves it with the batch (engine.save)
 
 
-def may_enter(journey: Journey, contact: Contact, key: str, reentry, now: dt.datetime) -> bool:
-    previous = Enrollment.objects.filter(journey=journey, contact=contact, key=key)
-    if previous.filter(state__in=OPEN_STATES).exists():
+INSERT_ENROLLMENT_SQL = """
+INSERT INTO journeys_enrollment
+    (workspace_id, journey_id, version_id, contact_id, key, state, node_id, due_at,
+     awaiting_event, holdout, visits, entry_event, entered_at, updated_at, finished_at,
+     exit_reason, converted_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, '', %s, '{}', %s::jsonb, %s, %s, NULL, '', NULL)
+ON CONFLICT (journey_id, contact_id, key) WHERE state IN ('active', 'waiting') DO NOTHING
+RETURNING id
+"""
+
+
+# A contact's enrollments in a journey so far: an open one's id, and the last entry.
+HISTORY_SQL = """
+SELECT journey_id, contact_id, key,
+       max(id) FILTER (WHERE state IN ('active', 'waiting')), max(entered_at)
+FROM journeys_enrollment
+WHERE journey_id = ANY(%s) AND contact_id = ANY(%s) {key}
+GROUP BY journey_id, contact_id, key
+"""
+
+
+def prefetch_history(batch, journeys: list[Journey], contact_ids: list[int]) -> None:
+    """The re-entry rule's facts for these contacts in these journeys, in one query for
+    the batch (kept current by `enroll` as the batch enrolls)."""
+    if not journeys or not contact_ids:
+        return
+    history = batch.lookups.setdefault("history", {})
+    covered = batch.lookups.setdefault("history_covered", set())
+    with connection.cursor() as cursor:
+        cursor.execute(HISTORY_SQL.format(key=""), [[j.pk for j in journeys], list(contact_ids)])
+        for journey_id, contact_id, key, open_id, last in cursor.fetchall():
+            history[(journey_id, contact_id, key)] = (open_id, last)
+    covered.update((j.pk, pk) for j in journeys for pk in contact_ids)
+
+
+def _history(journey: Journey, contact: Contact, key: str, batch) -> tuple:
+    if batch is not None and (journey.pk, contact.pk) in batch.lookups.get("history_covered", ()):
+        return batch.lookups["history"].get((journey.pk, contact.pk, key), (None, None))
+    with connection.cursor() as cursor:
+        cursor.execute(HISTORY_SQL.format(key="AND key = %s"), [[journey.pk], [contact.pk], key])
+        row = cursor.fetchone()
+    return (row[3], row[4]) if row else (None, None)
+
+
+def may_enter(
+    journey: Journey, contact: Contact, key: str, reentry, now: dt.datetime, batch=None
+) -> bool:
+    open_id, last_entered = _history(journey, contact, key, batch)
+    if open_id is not None:
         return False
-    if reentry == "always":
+    if reentry == "always" or last_entered is None:
         return True
     if reentry == "never" or not isinstance(reentry, dict):
-        return not previous.exists()
+        return False
     since = now - dt.timedelta(days=reentry.get("after_days", 0))
-    return not previous.filter(entered_at__gt=since).exists()
+    return last_entered <= since
+
+
+def _has_event_entry(journey: Journey) -> bool:
+    entry = journey.live_version.graph.get("entry") or {}
+    return entry.get("type") in ("event", "segment_entered")
 
 
 def _in_holdout(journey: Journey, contact: Contact, percent) -> bool:
