@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -450,3 +451,62 @@ def git_commit() -> str | None:
     except OSError:
         return None
     return out.stdout.strip() or None
+
+
+# -- Celery workers -------------------------------------------------------------------------------
+
+WORKER_START_TIMEOUT_SECONDS = 90
+WORKER_STOP_TIMEOUT_SECONDS = 60
+# The launcher's worker (orchestra/launcher.py), and the same with N pool processes and none
+# of the cluster chatter, for workloads that compare 1 and 2 processes.
+LAUNCHER_WORKER_ARGS = ["--concurrency", "2", "--loglevel", "INFO"]
+
+
+def prefork_args(processes: int) -> list[str]:
+    return ["--pool", "prefork", "--concurrency", str(processes), "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
+
+
+@dataclass
+class CeleryWorker:
+    """`celery -A orchestra worker <args>` in its own session, logging to `log_path`."""
+
+    env: dict
+    log_path: Path
+    args: list[str]
+    cpus: list[int] | None = None
+    process: subprocess.Popen | None = None
+
+    def start(self) -> "CeleryWorker":
+        command = [sys.executable, "-m", "celery", "-A", "orchestra", "worker", *self.args]
+        self.process = spawn(command, self.env, self.log_path, self.cpus or os.sched_getaffinity(0))
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"the Celery worker exited early:\n{self.log_tail()}")
+            if " ready." in self.log_tail():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise BenchError(f"the Celery worker did not start in time:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()  # warm shutdown: the pool's children stop with it
+        try:
+            self.process.wait(timeout=WORKER_STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only this worker
+            self.process.wait()
+        self.process = None
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text()[-chars:]
+        except OSError:
+            return ""
+
+    def errors(self) -> list[str]:
+        return [line for line in self.log_tail(1 << 22).splitlines() if "ERROR" in line]

@@ -18,10 +18,7 @@ import multiprocessing
 import os
 import pstats
 import queue as queues
-import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,12 +28,14 @@ from pathlib import Path
 from bench import segments
 from bench.harness import (
     HOST,
+    LAUNCHER_WORKER_ARGS,
     REQUEST_TIMEOUT_SECONDS,
     BenchError,
+    CeleryWorker,
     bearer,
     figure,
     free_port,
-    spawn,
+    prefork_args,
 )
 from bench.segments import copy_rows, percentile
 
@@ -63,8 +62,6 @@ BEFORE = {
     "steps as model rows, bulk_update (a CASE per field and row), 500 a batch",
 }
 PROFILE_LINES = 25
-WORKER_START_TIMEOUT_SECONDS = 90
-WORKER_STOP_TIMEOUT_SECONDS = 60
 STALL_SECONDS = 60  # no enrollment moving on for this long fails the run
 POLL_SECONDS = 0.05
 PROBES_PER_SECOND = 2
@@ -283,56 +280,6 @@ def check_exactly_once(ctx, setup: Setup, count: int, what: str) -> None:
 # -- ours: Celery workers running the due tick ---------------------------------------------------
 
 
-@dataclass
-class Worker:
-    """`celery worker --pool prefork --concurrency N`: one main process, N that work."""
-
-    env: dict
-    processes: int
-    log_path: Path
-    process: object = None
-
-    def start(self) -> "Worker":
-        command = [sys.executable, "-m", "celery", "-A", "orchestra", "worker",
-                   "--pool", "prefork", "--concurrency", str(self.processes),
-                   "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                   "--without-heartbeat"]  # fmt: skip
-        self.process = spawn(command, self.env, self.log_path, os.sched_getaffinity(0))
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(f"the Celery worker exited early:\n{self.log_tail()}")
-            if " ready." in self.log_tail():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise BenchError(f"the Celery worker did not start in time:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()  # warm shutdown: the pool's children stop with it
-        try:
-            self.process.wait(timeout=WORKER_STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only this worker
-            self.process.wait()
-        self.process = None
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text()[-chars:]
-        except OSError:
-            return ""
-
-    def errors(self) -> list[str]:
-        return [line for line in self.log_tail(1 << 22).splitlines() if "ERROR" in line]
-
-    def tasks_done(self) -> int:
-        return self.log_tail(1 << 22).count("advance_due_task[")
-
-
 def measure_workers(ctx, setup: Setup, processes: int, tag: str) -> float:
     """Seconds from the beat's tick reaching idle workers to the last enrollment moved on."""
     from orchestra.celery import app
@@ -340,7 +287,7 @@ def measure_workers(ctx, setup: Setup, processes: int, tag: str) -> float:
     count = setup.count
     enroll_waiting(ctx, setup, count)
     log_path = ctx.server.log_path.parent / f"{NAME}-worker-{tag}.log"
-    worker = Worker(ctx.server.env, processes, log_path).start()
+    worker = CeleryWorker(ctx.server.env, log_path, prefork_args(processes)).start()
     try:
         began = time.perf_counter()
         # What beat sends every second; the first full batch wakes a second worker
@@ -636,7 +583,7 @@ def probe_run(ctx, setup: Setup, sink: Sink, numbers: range, load: bool, tag: st
 def latency(ctx, setup: Setup, sink: Sink, seconds: int) -> dict:
     enroll_probes(ctx, setup)
     log_path = ctx.server.log_path.parent / f"{NAME}-latency-worker.log"
-    worker = segments.Worker(env=ctx.server.env, log_path=log_path, cpus=ctx.server.cpus)
+    worker = CeleryWorker(ctx.server.env, log_path, LAUNCHER_WORKER_ARGS, ctx.server.cpus)
     worker.start()
     per_run = seconds * PROBES_PER_SECOND
     warm = range(0, 4)

@@ -9,24 +9,21 @@ import json
 import math
 import os
 import random
-import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from bench.harness import (
     COPY_CHUNK_BYTES,
     HOST,
+    LAUNCHER_WORKER_ARGS,
     REQUEST_TIMEOUT_SECONDS,
     BenchError,
+    CeleryWorker,
     bearer,
     copy_value,
-    spawn,
 )
 from orchestra import redis_client
 
@@ -54,8 +51,6 @@ QUEUE_SAMPLE_SECONDS = 0.1
 # A probe not in its segment by then counts as missed (and fails the run's target).
 PROBE_TIMEOUT_SECONDS = 30
 LATENCY_TARGET_P95_SECONDS = 1.0
-WORKER_START_TIMEOUT_SECONDS = 90
-WORKER_STOP_TIMEOUT_SECONDS = 30
 ROWS_PER_CHUNK = 50_000
 
 COUNTRIES = (["DK", "SE", "NO", "DE"], [30, 30, 20, 18])  # the rest have no country
@@ -481,48 +476,6 @@ def evaluation(ctx, data: dict, scale_name: str) -> list[dict]:
 
 
 @dataclass
-class Worker:
-    """One Celery worker process, as orchestra.launcher starts it in production."""
-
-    env: dict
-    log_path: Path
-    cpus: list[int]
-    process: subprocess.Popen | None = None
-
-    def start(self) -> "Worker":
-        command = [sys.executable, "-m", "celery", "-A", "orchestra", "worker",
-                   "--concurrency", "2", "--loglevel", "INFO"]  # fmt: skip
-        self.process = spawn(command, self.env, self.log_path, self.cpus)
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(f"the Celery worker exited early:\n{self.log_tail()}")
-            if " ready." in self.log_tail():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise BenchError(f"the Celery worker did not start in time:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()  # warm shutdown: the pool's children stop with it
-        try:
-            self.process.wait(timeout=WORKER_STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only its pool's children
-            self.process.wait()
-        self.process = None
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text()[-chars:]
-        except OSError:
-            return ""
-
-
-@dataclass
 class Probes:
     """Probe events sent one at a time, and when each contact's membership appeared."""
 
@@ -756,7 +709,7 @@ def latency(ctx, data: dict, seconds: int) -> dict:
     # Contacts dirtied by the warm-up before the worker existed are gone; start clean.
     redis_client.client().delete(*backlog_keys(ctx))
     log_path = ctx.server.log_path.parent / f"{NAME}-worker.log"
-    worker = Worker(env=ctx.server.env, log_path=log_path, cpus=ctx.server.cpus).start()
+    worker = CeleryWorker(ctx.server.env, log_path, LAUNCHER_WORKER_ARGS, ctx.server.cpus).start()
     try:
         ctx.log("latency: warming the worker up")
         probe_run(ctx, probe.pk, 2, "warm", load=False, contact_count=data["contacts"])

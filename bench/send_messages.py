@@ -17,17 +17,21 @@ import multiprocessing
 import os
 import pstats
 import re
-import signal
 import smtplib
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-from bench.harness import HOST, BenchError, copy_data, figure, free_port, spawn
+from bench.harness import (
+    HOST,
+    BenchError,
+    CeleryWorker,
+    copy_data,
+    figure,
+    free_port,
+    prefork_args,
+)
 
 NAME = "send_messages"
 TITLE = "Sending: personalised email through the outbox"
@@ -42,8 +46,6 @@ ONE_ROUND_FROM = 20_000
 # Plain loops side by side, to show how many messages a second the SMTP server takes at most.
 SERVER_CEILING_CONNECTIONS = 2
 VIP_EVERY = 10  # one contact in ten is in the segment "vip" (a conditional block)
-WORKER_START_TIMEOUT_SECONDS = 90
-WORKER_STOP_TIMEOUT_SECONDS = 60
 STALL_SECONDS = 60  # no message arriving at the server for this long fails the run
 POLL_SECONDS = 0.05
 SENDER = "news@shop.example.com"
@@ -253,59 +255,13 @@ SENT_RE = re.compile(
 )
 
 
-@dataclass
-class Worker:
-    """`celery worker --pool prefork --concurrency N`: one main process, N that send."""
-
-    env: dict
-    processes: int
-    log_path: Path
-    process: subprocess.Popen | None = None
-
-    def start(self) -> "Worker":
-        command = [sys.executable, "-m", "celery", "-A", "orchestra", "worker",
-                   "--pool", "prefork", "--concurrency", str(self.processes),
-                   "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                   "--without-heartbeat"]  # fmt: skip
-        self.process = spawn(command, self.env, self.log_path, os.sched_getaffinity(0))
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(f"the Celery worker exited early:\n{self.log_tail()}")
-            if " ready." in self.log_tail():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise BenchError(f"the Celery worker did not start in time:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()  # warm shutdown: the pool's children stop with it
-        try:
-            self.process.wait(timeout=WORKER_STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only this worker
-            self.process.wait()
-        self.process = None
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text()[-chars:]
-        except OSError:
-            return ""
-
-    def sent_by_process(self) -> dict[str, int]:
-        """Messages each pool process sent, from what its send tasks answered."""
-        sent: dict[str, int] = {}
-        for process, handled in SENT_RE.findall(self.log_tail(1 << 24)):
-            if int(handled):
-                sent[process] = sent.get(process, 0) + int(handled)
-        return sent
-
-    def errors(self) -> list[str]:
-        return [line for line in self.log_tail(1 << 20).splitlines() if "ERROR" in line]
+def sent_by_process(worker: CeleryWorker) -> dict[str, int]:
+    """Messages each pool process sent, from what its send tasks answered."""
+    sent: dict[str, int] = {}
+    for process, handled in SENT_RE.findall(worker.log_tail(1 << 24)):
+        if int(handled):
+            sent[process] = sent.get(process, 0) + int(handled)
+    return sent
 
 
 def check_exactly_once(ctx, sink: Sink, count: int, what: str) -> None:
@@ -333,7 +289,7 @@ def measure_workers(ctx, setup: Setup, sink: Sink, processes: int, tag: str) -> 
     count = len(setup.contact_ids)
     queue(ctx, setup, setup.contact_ids, tag)
     log_path = ctx.server.log_path.parent / f"{NAME}-worker-{tag}.log"
-    worker = Worker(ctx.server.env, processes, log_path).start()
+    worker = CeleryWorker(ctx.server.env, log_path, prefork_args(processes)).start()
     try:
         sink.reset()
         began = datetime.now(UTC)
@@ -350,7 +306,7 @@ def measure_workers(ctx, setup: Setup, sink: Sink, processes: int, tag: str) -> 
     if worker.errors():
         raise BenchError(f"the worker logged errors: {worker.errors()[:3]}")
     check_exactly_once(ctx, sink, count, f"{processes} worker processes")
-    sent_by = worker.sent_by_process()
+    sent_by = sent_by_process(worker)
     if len(sent_by) != processes or sum(sent_by.values()) != count:
         raise BenchError(f"{processes} worker processes: messages sent by each: {sent_by}")
     ctx.log(f"  sent by each process: {', '.join(f'{n:,}' for n in sent_by.values())}")
