@@ -20,12 +20,9 @@ from apps.channels.choices import ChannelType
 from apps.channels.models import Channel, PushSubscription
 from apps.contacts.choices import ConsentChannel, ConsentStatus
 from apps.contacts.models import Contact
-from apps.contacts.normalize import InvalidValue, normalize_email, normalize_identifier
 from apps.contacts.services.consent import set_consent
 from apps.contacts.services.identity import (
-    ANONYMOUS_ID,
-    EMAIL,
-    EXTERNAL_ID,
+    clean_contact_key,
     resolve_contact_ids,
 )
 
@@ -126,22 +123,7 @@ def clean_subscription(data) -> tuple[CleanSubscription | None, dict[str, list[s
     """The browser's PushSubscription JSON and who the contact is, checked."""
     if not isinstance(data, dict):
         return None, {"non_field_errors": [_("Send a JSON object.")]}
-    errors: dict[str, list[str]] = {}
-    key = None
-    for kind, normalizer in (
-        (EXTERNAL_ID, normalize_identifier),
-        (EMAIL, normalize_email),
-        (ANONYMOUS_ID, normalize_identifier),
-    ):
-        try:
-            value = normalizer(data.get(kind))
-        except InvalidValue as error:
-            errors[kind] = [str(error)]
-            continue
-        if value and key is None:
-            key = (kind, value)
-    if key is None and not errors:
-        errors["non_field_errors"] = [_("Name the contact by external_id, email or anonymous_id.")]
+    key, errors = clean_contact_key(data)
     subscription = data.get("subscription")
     if not isinstance(subscription, dict):
         errors["subscription"] = [_("Send the browser's subscription: endpoint and keys.")]

@@ -15,7 +15,6 @@ from apps.contacts.normalize import (
     MAX_EVENT_NAME_LENGTH,
     MAX_ID_LENGTH,
     InvalidValue,
-    normalize_email,
     normalize_identifier,
     parse_timestamp,
     unstorable_strings,
@@ -25,6 +24,7 @@ from apps.contacts.services.identity import (
     EMAIL,
     EXTERNAL_ID,
     array_literal,
+    clean_contact_key,
     find_contact_ids,
     resolve_contact_ids,
 )
@@ -81,22 +81,7 @@ def clean_event(item, now) -> tuple[CleanEvent | None, dict]:
     """One event of the API contract, checked: (event, {}) or (None, errors by field)."""
     if not isinstance(item, dict):
         return None, {"non_field_errors": [_("Each event must be a JSON object.")]}
-    errors: dict[str, list[str]] = {}
-    key = None
-    for kind, normalizer in (
-        (EXTERNAL_ID, normalize_identifier),
-        (EMAIL, normalize_email),
-        (ANONYMOUS_ID, normalize_identifier),
-    ):
-        try:
-            value = normalizer(item.get(kind))
-        except InvalidValue as exc:
-            errors[kind] = [str(exc)]
-            continue
-        if value and key is None:
-            key = (kind, value)
-    if key is None and not errors:
-        errors["non_field_errors"] = [_("Name the contact by external_id, email or anonymous_id.")]
+    key, errors = clean_contact_key(item)
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         errors["name"] = [_("The event name is required.")]

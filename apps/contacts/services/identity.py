@@ -5,6 +5,7 @@ import json
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.accounts.models import Workspace
 from apps.contacts.choices import EventSource
@@ -16,6 +17,7 @@ from apps.contacts.models import (
     Event,
     ListMembership,
 )
+from apps.contacts.normalize import InvalidValue, normalize_email, normalize_identifier
 from apps.segments import services as segments
 
 EXTERNAL_ID, EMAIL, ANONYMOUS_ID = "external_id", "email", "anonymous_id"
@@ -29,6 +31,28 @@ FIND_CONTACT_IDS_SQL = {
     ANONYMOUS_ID: "SELECT 'anonymous_id', anonymous_id, contact_id FROM contacts_anonymousid "
     "WHERE workspace_id = %s AND anonymous_id = ANY(%s::text[])",
 }
+
+
+def clean_contact_key(data: dict) -> tuple[tuple[str, str] | None, dict[str, list[str]]]:
+    """How an API item names its contact: (kind, value) of the first of external_id,
+    email and anonymous_id it gives, and the errors by field (every given one is checked)."""
+    errors: dict[str, list[str]] = {}
+    key = None
+    for kind, normalizer in (
+        (EXTERNAL_ID, normalize_identifier),
+        (EMAIL, normalize_email),
+        (ANONYMOUS_ID, normalize_identifier),
+    ):
+        try:
+            value = normalizer(data.get(kind))
+        except InvalidValue as error:
+            errors[kind] = [str(error)]
+            continue
+        if value and key is None:
+            key = (kind, value)
+    if key is None and not errors:
+        errors["non_field_errors"] = [_("Name the contact by external_id, email or anonymous_id.")]
+    return key, errors
 
 
 def find_contact_ids(workspace: Workspace, keys: set[tuple[str, str]]) -> dict:
