@@ -5,10 +5,12 @@ import base64
 import http.client
 import itertools
 import json
+import math
 import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -510,3 +512,35 @@ class CeleryWorker:
 
     def errors(self) -> list[str]:
         return [line for line in self.log_tail(1 << 22).splitlines() if "ERROR" in line]
+
+
+def percentile(samples: list[float], share: float) -> float:
+    """Nearest rank: the smallest sample with at least `share` of them at or below it."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def latency_summary(probes: int, failures: list, latencies: list[float], from_sent: list[float]):
+    """Probe latencies as reported: seconds from the API's answer (and from the send)."""
+    return {
+        "probes": probes,
+        "missed": probes - len(latencies),
+        "failed": failures[:3],
+        "p50": round(percentile(latencies, 0.50), 3),
+        "p95": round(percentile(latencies, 0.95), 3),
+        "p99": round(percentile(latencies, 0.99), 3),
+        "max": round(max(latencies), 3),
+        "mean": round(statistics.fmean(latencies), 3),
+        "p95_from_sent": round(percentile(from_sent, 0.95), 3),
+    }
+
+
+def background_summary(background: dict) -> dict:
+    """What the background load (events/s beside the probes) achieved."""
+    return {
+        "events_per_s": round(background["accepted"] / background["seconds"]),
+        "requests": background["requests"],
+        "failed_requests": background["failed"],
+        "errors": background["errors"][:3],
+        "seconds": round(background["seconds"], 1),
+    }

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import pstats
 import queue as queues
-import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,12 +31,14 @@ from bench.harness import (
     REQUEST_TIMEOUT_SECONDS,
     BenchError,
     CeleryWorker,
+    background_summary,
     bearer,
     figure,
     free_port,
+    latency_summary,
     prefork_args,
 )
-from bench.segments import copy_rows, percentile
+from bench.segments import copy_rows
 
 NAME = "journeys"
 TITLE = "Journeys: due wake-ups and event-to-email latency"
@@ -558,25 +559,14 @@ def probe_run(ctx, setup: Setup, sink: Sink, numbers: range, load: bool, tag: st
     latencies = probes.latencies(sink)
     if not latencies:
         raise BenchError(f"{tag}: no probe's email arrived ({probes.failures[:1]})")
-    result = {
-        "probes": len(probes.answered),
-        "missed": len(probes.answered) - len(latencies),
-        "failed": probes.failures[:3],
-        "p50": round(percentile(latencies, 0.50), 3),
-        "p95": round(percentile(latencies, 0.95), 3),
-        "p99": round(percentile(latencies, 0.99), 3),
-        "max": round(max(latencies), 3),
-        "mean": round(statistics.fmean(latencies), 3),
-        "p95_from_sent": round(percentile(probes.latencies(sink, since_answer=False), 0.95), 3),
-    }
+    result = latency_summary(
+        len(probes.answered),
+        probes.failures,
+        latencies,
+        probes.latencies(sink, since_answer=False),
+    )
     if load:
-        result["background"] = {
-            "events_per_s": round(background["accepted"] / background["seconds"]),
-            "requests": background["requests"],
-            "failed_requests": background["failed"],
-            "errors": background["errors"][:3],
-            "seconds": round(background["seconds"], 1),
-        }
+        result["background"] = background_summary(background)
     return result
 
 

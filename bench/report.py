@@ -1,12 +1,14 @@
 """docs/benchmarks.md, rendered from bench/results/*.json (`python -m bench.report`)."""
 
 import json
+import re
 
 from bench.harness import BASE_DIR, RESULTS_DIR
 
 DOC_PATH = BASE_DIR / "docs" / "benchmarks.md"
 NONE = "-"
-ORDER = ["ingest_events", "upsert_contacts", "segments", "send_messages", "journeys"]
+ORDER = ["ingest_events", "upsert_contacts", "segments", "send_messages", "journeys", "reporting",
+         "personalization"]  # fmt: skip
 
 INTRO = """\
 # Benchmarks
@@ -43,6 +45,8 @@ def _target(target: dict, unit: str) -> str:
         parts.append(f"≥ {_number(target['min_rate'])} {unit}")
     if target.get("min_ratio") is not None:
         parts.append(f"ratio ≥ {target['min_ratio']:g}")
+    if target.get("max_p95_ms") is not None:
+        parts.append(f"p95 < {target['max_p95_ms']:g} ms")
     return ", ".join(parts) or NONE
 
 
@@ -52,7 +56,10 @@ def _row(item: dict) -> str:
     unit = item["unit"]
     ours = f"{_number(item['ours'])} {unit} ({item['ours_seconds']:,.2f} s)"
     floor = NONE
-    if item.get("floor") is not None:
+    if item.get("floor") is not None and unit == "ms":  # a latency beside a latency
+        ours = f"{_number(item['ours'])} ms"
+        floor = f"{_number(item['floor'])} ms: {item['floor_what']}"
+    elif item.get("floor") is not None:
         seconds = item["floor_seconds"]
         floor = f"{_number(item['floor'])}/s ({seconds:,.2f} s): {item['floor_what']}"
     ratio = f"{item['ratio']:.2f}" if item.get("ratio") is not None else NONE
@@ -347,7 +354,190 @@ def _journeys(result: dict) -> list[str]:
     return lines
 
 
-RENDERERS = {"segments": _segments, "send_messages": _send_messages, "journeys": _journeys}
+def _ms(value: float | None) -> str:
+    return NONE if value is None else f"{value * 1000:,.0f} ms"
+
+
+def _explained_chunk(explained: dict) -> list[str]:
+    """The slowest rollup source's plan on one chunk, with how much of it was JIT."""
+    lines = []
+    for plan in explained["plans"]:
+        text = "\n".join(plan)
+        execution = re.search(r"Execution Time: ([\d.]+) ms", text)
+        jit = re.search(r"Timing: .*Total ([\d.]+) ms", text)
+        about = ""
+        if execution and jit:
+            about = (
+                f"; of its {float(execution[1]):,.0f} ms, {float(jit[1]):,.0f} ms went to "
+                "compiling it (JIT)"
+            )
+        lines += [
+            f"The slowest source, `{explained['table']}`, on one chunk of "
+            f"{explained['chunk_ids']:,} ids (EXPLAIN ANALYZE, rolled back{about}):",
+            "",
+            "```",
+            *plan,
+            "```",
+            "",
+        ]
+    return lines[:-1]
+
+
+def _reporting(result: dict) -> list[str]:
+    """Rollup refresh rates, then each page's server time beside the raw-SQL floor."""
+    data, rollups = result["data"], result["rollups"]
+    rows, mb = data["rows"], data["table_mb"]
+    postgres = data.get("postgres", {})
+    lines = [f"## {result['title']} (`bench/{result['workload']}.py`)", ""]
+    if result.get("note"):
+        lines += [f"> {result['note']}", ""]
+    lines += [
+        f"{rows['channels_message']:,} messages with {rows['channels_messageevent']:,} tracking "
+        f"events (sent, delivered, opens, clicks, bounces, unsubscribes) on email, SMS and web "
+        f"push, {rows['contacts_event']:,} contact events (purchases with revenue, segment "
+        f"changes among them), {rows['contacts_contact']:,} contacts with "
+        f"{rows['contacts_consent']:,} consents, and {len(data['journeys'])} journeys "
+        f"({', '.join(data['journeys'])}; one with a random split and a holdout group) with "
+        f"{rows['journeys_enrollment']:,} enrollments and {rows['journeys_journeystep']:,} "
+        f"steps; over {data['history_days']} days in {data['timezone']} (the increments below "
+        f"included). Generated with COPY ({data['load_seconds']:,.0f} s to load, the production "
+        f"indexes in place, VACUUM ANALYZE after). With their indexes, messages take "
+        f"{mb['channels_message']:,} MB, their events {mb['channels_messageevent']:,} MB and "
+        f"contact events {mb['contacts_event']:,} MB; PostgreSQL has shared_buffers "
+        f"{postgres.get('shared_buffers', NONE)} and work_mem {postgres.get('work_mem', NONE)}.",
+        "",
+        "### Rollup refresh (`apps.reporting.services.rollups.refresh_rollups`)",
+        "",
+        "From scratch: the rollups and watermarks emptied, then every source counted anew. "
+        f"Incremental: {rollups['increment_share']:.0%} more rows of each kind added after a "
+        "refresh, then counted from the watermarks. Best round; every round's time in brackets.",
+        "",
+        "| source | from scratch: rows | time | rows/s | incremental: rows | time | rows/s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    scratch, increment = rollups["from_scratch"], rollups["incremental"]
+    for source in [*(key for key in scratch if key != "total"), "total"]:
+        a, b = scratch[source], increment[source]
+        name = "**total**" if source == "total" else f"`{source}`"
+        lines.append(
+            f"| {name} | {a['rows']:,} | {_seconds(a['seconds'])} "
+            f"({', '.join(_seconds(s) for s in a['rounds_seconds'])}) | "
+            f"{_number(a['rows_per_s'])} | {b['rows']:,} | {_seconds(b['seconds'])} "
+            f"({', '.join(_seconds(s) for s in b['rounds_seconds'])}) | "
+            f"{_number(b['rows_per_s'])} |"
+        )
+    explained = rollups.get("slowest_source_explained")
+    if explained:
+        lines += ["", *_explained_chunk(explained)]
+    floors = result["floors"]
+    lines += [
+        "",
+        "### Pages and report endpoints (server time, warm cache)",
+        "",
+        f"Server time is measured {result['measured']}; "
+        f"{result['requests_per_round']} timed requests per page and round; the best round's "
+        "p50 and p95 (every round's p95 is in the JSON). The dashboard and the pages open on "
+        "the last 30 days. Pages are opened with a signed-in member's session cookie, the "
+        "API with a read-only API key. Queries: the page's SQL queries, counted in-process.",
+        "",
+        "Floor: the same figures computed with plain SQL straight from the raw tables "
+        "(`channels_message`, `channels_messageevent`, `contacts_event`, the journey step log) "
+        "in the same run, for the same days (the dashboard's include the previous period it "
+        "compares with); best round. Ratio: our p95 over the floor's time. The pages' numbers "
+        f"were checked against the floors': {result['agreement']}.",
+        "",
+        "| page | path | p50 | p95 | max | queries | floor | ratio | target | result |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for page in result["pages"]:
+        count = page.get("queries", {}).get("count", NONE)
+        floor = NONE
+        if page.get("floor_seconds") is not None:
+            floor = f"{_seconds(page['floor_seconds'])} ({page['floor_what']})"
+        ratio = f"{page['ratio']:.3f}" if page.get("ratio") is not None else NONE
+        lines.append(
+            f"| {page['name']} | `{page['path']}` | {_ms(page['p50'])} | {_ms(page['p95'])} | "
+            f"{_ms(page['max'])} | {count} | {floor} | {ratio} | "
+            f"p95 < {_ms(page['target_p95_seconds'])} | "
+            f"{'**pass**' if page['pass'] else '**FAIL**'} |"
+        )
+    lines += [
+        "",
+        "The floors (the insight pages' is the snapshot's computation, from the raw tables):",
+        "",
+        "| floor | what it computes | time (best) | rounds |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {key} | {floor['what']} | {_seconds(floor['seconds'])} | "
+            f"{', '.join(_seconds(s) for s in floor['rounds'])} |"
+            for key, floor in floors.items()
+        ),
+        "",
+    ]
+    if result.get("insight_snapshot_seconds") is not None:
+        lines += [
+            f"The customer insight pages read a snapshot computed by a Celery task; here it "
+            f"took {_seconds(result['insight_snapshot_seconds'])} to compute.",
+            "",
+        ]
+    elif result.get("insight_snapshot_error"):
+        lines += [f"The insight snapshot failed: `{result['insight_snapshot_error']}`.", ""]
+    for page in result["pages"]:
+        queries = page.get("queries", {})
+        if page["pass"] or "in_process_ms" not in queries:
+            continue
+        shares = ", ".join(
+            f"{name} {share:.0%}"
+            for name, share in sorted(
+                queries.get("profile_shares", {}).items(), key=lambda item: -item[1]
+            )
+            if share >= 0.01
+        )
+        functions = ", ".join(
+            f"`{name}` {share:.0%}" for share, name in queries.get("profile_functions", [])[:4]
+        )
+        lines += [
+            f"**{page['name']}** missed its target. Answered in the benchmark's own process "
+            f"(no HTTP, the same cache) it takes {_ms(queries['in_process_ms'] / 1000)}, of "
+            f"which SQL {_ms(queries['total_ms'] / 1000)} in {queries['count']} queries (the "
+            f"slowest {_ms(queries['slowest_ms'] / 1000)}). Its time under cProfile, by "
+            f"package: {shares or NONE}; Orchestra's functions with the most of it: "
+            f"{functions or NONE}.",
+            "",
+        ]
+        if queries.get("explain"):
+            lines += [
+                "Its slowest query:",
+                "",
+                "```sql",
+                queries["slowest_sql"],
+                "```",
+                "",
+                "```",
+                *queries["explain"],
+                "```",
+                "",
+            ]
+    commit = f" at commit `{result['commit']}`" if result.get("commit") else ""
+    lines += [
+        f"- Command: `{result['command']}`{commit} (scale `{result['scale']}`, "
+        f"{result['minutes']} min)",
+        f"- Date: {result['date']}",
+        f"- Machine: {_machine(result['machine'])}",
+        f"- Server: {result['server']}; best of {result['rounds']} rounds",
+        "- The machine's 2 cores are shared by the server, PostgreSQL and the load generator "
+        "(and whatever else runs): single times move by tens of percent between runs.",
+        "",
+    ]
+    return lines
+
+
+RENDERERS = {
+    "segments": _segments,
+    "send_messages": _send_messages,
+    "journeys": _journeys,
+    "reporting": _reporting,
+}
 
 
 def render() -> str:

@@ -26,7 +26,16 @@ from pathlib import Path
 
 import psutil
 
-from bench import ingest_events, journeys, report, segments, send_messages, upsert_contacts
+from bench import (
+    ingest_events,
+    journeys,
+    personalization,
+    report,
+    reporting,
+    segments,
+    send_messages,
+    upsert_contacts,
+)
 from bench.harness import (
     BASE_DIR,
     RESULTS_DIR,
@@ -41,15 +50,26 @@ from bench.harness import (
 
 WORKLOADS = {
     module.NAME: module
-    for module in (ingest_events, upsert_contacts, segments, send_messages, journeys)
+    for module in (
+        ingest_events,
+        upsert_contacts,
+        segments,
+        send_messages,
+        journeys,
+        reporting,
+        personalization,
+    )
 }
 SCALES = {
     "quick": {"batch_events": 50_000, "event_contacts": 5_000, "single_events": 1_000,
-              "contacts": 20_000, "messages": 5_000, "enrollments": 10_000},
+              "contacts": 20_000, "messages": 5_000, "enrollments": 10_000,
+              "report_messages": 200_000, "report_events": 200_000},
     "default": {"batch_events": 200_000, "event_contacts": 10_000, "single_events": 4_000,
-                "contacts": 100_000, "messages": 100_000, "enrollments": 100_000},
+                "contacts": 100_000, "messages": 100_000, "enrollments": 100_000,
+                "report_messages": 1_000_000, "report_events": 1_000_000},
     "full": {"batch_events": 1_000_000, "event_contacts": 100_000, "single_events": 20_000,
-             "contacts": 1_000_000, "messages": 100_000, "enrollments": 1_000_000},
+             "contacts": 1_000_000, "messages": 100_000, "enrollments": 1_000_000,
+             "report_messages": 10_000_000, "report_events": 10_000_000},
 }  # fmt: skip
 DATABASE_NAME = "orchestra_bench"
 # The launcher's own setting; `python -m bench --tune` found none clearly better on 2 cores

@@ -6,7 +6,6 @@ a hand-written SQL query answering the same question, and the same probe with no
 import http.client
 import itertools
 import json
-import math
 import os
 import random
 import statistics
@@ -22,8 +21,10 @@ from bench.harness import (
     REQUEST_TIMEOUT_SECONDS,
     BenchError,
     CeleryWorker,
+    background_summary,
     bearer,
     copy_value,
+    latency_summary,
 )
 from orchestra import redis_client
 
@@ -160,12 +161,6 @@ PROBE_RULE = {"event": "probe"}
 
 def sizes() -> dict:
     return SIZES[os.environ.get("SCALE") or "default"]
-
-
-def percentile(samples: list[float], share: float) -> float:
-    """Nearest rank: the smallest sample with at least `share` of them at or below it."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 # -- the data ----------------------------------------------------------------------------------
@@ -672,28 +667,16 @@ def probe_run(ctx, segment_id: int, seconds: int, tag: str, load: bool, contact_
     latencies = probes.latencies()
     if not latencies:
         raise BenchError(f"{tag}: no probe entered its segment ({probes.failures[:1]})")
-    result = {
-        "probes": len(probes.answered),
-        "missed": len(probes.answered) - len(latencies),
-        "failed": probes.failures[:3],
-        "p50": round(percentile(latencies, 0.50), 3),
-        "p95": round(percentile(latencies, 0.95), 3),
-        "p99": round(percentile(latencies, 0.99), 3),
-        "max": round(max(latencies), 3),
-        "mean": round(statistics.fmean(latencies), 3),
-        "p95_from_sent": round(percentile(probes.latencies(since_answer=False), 0.95), 3),
+    result = latency_summary(
+        len(probes.answered), probes.failures, latencies, probes.latencies(since_answer=False)
+    )
+    result |= {
         "dirty_contacts_max": max((d for d, _q in queue), default=0),
         "dirty_contacts_mean": round(statistics.fmean(d for d, _q in queue), 1) if queue else 0,
         "queued_tasks_max": max((q for _d, q in queue), default=0),
     }
     if load:
-        result["background"] = {
-            "events_per_s": round(background["accepted"] / background["seconds"]),
-            "requests": background["requests"],
-            "failed_requests": background["failed"],
-            "errors": background["errors"][:3],
-            "seconds": round(background["seconds"], 1),
-        }
+        result["background"] = background_summary(background)
     return result
 
 

@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "apps.channels",
     "apps.journeys",
     "apps.reporting",
+    "apps.personalization",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -140,7 +142,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.channels.tasks.send_due_messages_tick_task",
         "schedule": 10.0,
     },
-    # Journeys: waits that have come due, and events a dead worker left pending.
+    # Journeys: waits that have come due, and pending events whose wake-up was lost.
     "advance-due-enrollments": {
         "task": "apps.journeys.tasks.advance_due_tick_task",
         "schedule": 1.0,
@@ -156,6 +158,29 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-message-leases": {
         "task": "apps.channels.tasks.release_expired_leases_task",
         "schedule": 60.0,
+    },
+    # Reports read rollups: the raw tables' new rows are counted in.
+    "refresh-rollups": {
+        "task": "apps.reporting.tasks.refresh_rollups_task",
+        "schedule": 30.0,
+    },
+    # Customer insight: a snapshot per workspace (RFM, cohorts, lifecycle, engagement...).
+    "refresh-insight": {
+        "task": "apps.reporting.tasks.refresh_insight_task",
+        "schedule": 900.0,
+    },
+    # Outbound webhooks: new rows of the raw tables become deliveries; retries come due.
+    "run-webhook-feed": {
+        "task": "apps.webhooks.tasks.run_webhook_feed_task",
+        "schedule": 5.0,
+    },
+    "send-due-webhooks": {
+        "task": "apps.webhooks.tasks.send_due_webhooks_task",
+        "schedule": 15.0,
+    },
+    "prune-webhook-deliveries": {
+        "task": "apps.webhooks.tasks.prune_webhook_deliveries_task",
+        "schedule": 86400.0,
     },
 }
 # A worker that claimed messages and died: after this long they are sent by another.
@@ -231,7 +256,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.permissions.WorkspaceAccess"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["orchestra.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
@@ -258,6 +283,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several models have a "status"; each choice set gets its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "MessageStatusEnum": "apps.channels.choices.MessageStatus",
+        "JourneyStatusEnum": "apps.journeys.choices.JourneyStatus",
+        "ConsentStatusEnum": "apps.contacts.choices.ConsentStatus",
+        "ImportStatusEnum": "apps.contacts.choices.ImportStatus",
+    },
 }
 
 LOGGING = {

@@ -12,9 +12,12 @@ from apps.channels.api import push as push_api
 from apps.channels.api import templates as templates_api
 from apps.contacts import api as contacts_api
 from apps.journeys import api as journeys_api
+from apps.personalization import api as personalization_api
+from apps.reporting import api as reporting_api
 from apps.reporting import views as reporting_views
 from apps.segments import api as segments_api
-from orchestra import health, views
+from apps.webhooks import api as webhooks_api
+from orchestra import health
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -28,9 +31,32 @@ router.register("templates", templates_api.TemplateViewSet, basename="template")
 router.register("channels", channels_api.ChannelViewSet, basename="channel")
 router.register("messages", messages_api.MessageViewSet, basename="message")
 router.register("push-subscriptions", push_api.PushSubscriptionViewSet, basename="pushsubscription")
+router.register("webhooks", webhooks_api.WebhookSubscriptionViewSet, basename="webhook")
 
 api_v1 = [
     path("workspace/", accounts_api.CurrentWorkspaceView.as_view(), name="workspace"),
+    path("reports/overview/", reporting_api.ReportOverviewView.as_view(), name="report-overview"),
+    path("reports/insight/", reporting_api.ReportInsightView.as_view(), name="report-insight"),
+    path(
+        "reports/attribution/",
+        reporting_api.ReportAttributionView.as_view(),
+        name="report-attribution",
+    ),
+    path(
+        "reports/journeys/<int:pk>/",
+        reporting_api.ReportJourneyView.as_view(),
+        name="report-journey",
+    ),
+    path(
+        "personalize/<slug:slot>/",
+        personalization_api.PersonalizeView.as_view(),
+        name="personalize",
+    ),
+    path(
+        "personalize/<slug:slot>/click/",
+        personalization_api.SlotClickView.as_view(),
+        name="personalize-click",
+    ),
     *router.urls,
 ]
 
@@ -38,12 +64,11 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", reporting_views.dashboard, name="dashboard"),
-    *(
-        path(f"{section}/", views.empty_section, {"section": section}, name=section)
-        for section in views.EMPTY_SECTIONS
-    ),
+    path("reports/", include("apps.reporting.urls")),
     path("contacts/", include("apps.contacts.urls")),
     path("segments/", include("apps.segments.urls")),
+    path("journeys/", include("apps.journeys.urls")),
+    path("personalize/", include("apps.personalization.urls")),
     path("settings/", include("apps.accounts.urls")),
     path("v1/", include("apps.contacts.segment")),
     path("t/", include(channels_urls.tracking_patterns, namespace="tracking")),
@@ -53,6 +78,7 @@ urlpatterns = [
         "settings/channels/",
         include(channels_urls.channel_settings_patterns, namespace="channels"),
     ),
+    path("settings/webhooks/", include("apps.webhooks.urls")),
     path("hooks/", include(channels_urls.hook_patterns, namespace="hooks")),
     # ESPs' tracking webhooks (django-anymail): /hooks/esp/<esp>/tracking/
     path("hooks/esp/", include("anymail.urls")),

@@ -5,6 +5,7 @@ Celery worker."""
 import uuid
 
 import pytest
+from celery._state import _set_task_join_will_block
 from rest_framework.test import APIClient
 
 from apps.accounts import services
@@ -15,6 +16,14 @@ from tests.processes import process_env, start, stop, wait_for
 from tests.smtp import SmtpSink
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def results_may_be_awaited():
+    """Celery's worker start-up marks the process as a worker, after which result.get()
+    is refused ("never call result.get() within a task"); a test that started one in
+    this process must not leave that behind for the next: here the test is the caller."""
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture

@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from apps.journeys.models import Enrollment, Journey, JourneyStep, JourneyVersion, NodeStats
+from apps.journeys.models import (
+    Enrollment,
+    Journey,
+    JourneyStep,
+    JourneyVersion,
+    NodeStats,
+    PendingJourneyEvent,
+)
 
 
 class JourneyVersionInline(admin.TabularInline):
@@ -61,3 +68,23 @@ class NodeStatsAdmin(admin.ModelAdmin):
     search_fields = ["journey__name", "=node_id"]
     readonly_fields = ["journey", "version", "node_id", "entered", "waiting", "completed",
                        "exited", "converted", "branches"]  # fmt: skip
+
+
+@admin.register(PendingJourneyEvent)
+class PendingJourneyEventAdmin(admin.ModelAdmin):
+    """Events stored and not yet applied to the journeys: normally empty within a second; a
+    growing list means no worker drains them. Ingest writes them and the engine deletes
+    them as it applies them, so they are neither added nor changed here (deleting one
+    means its event never reaches the journeys)."""
+
+    list_display = ["event_id", "workspace", "created_at"]
+    list_filter = ["workspace", "created_at"]
+    search_fields = ["=event__id", "event__name"]
+    list_select_related = ["workspace"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

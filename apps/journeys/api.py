@@ -8,6 +8,7 @@ from apps.accounts.choices import Scope
 from apps.contacts.models import Contact
 from apps.journeys.models import Journey, JourneyVersion, NodeStats
 from apps.journeys.services import journeys as services
+from apps.journeys.services.builder import problems_by_node
 from apps.journeys.services.simulate import simulate
 from orchestra.api import WorkspaceViewSetMixin
 
@@ -60,8 +61,15 @@ class JourneyVersionSerializer(serializers.ModelSerializer):
         fields = ["number", "graph", "published_at"]
 
 
-def _refused(error: services.JourneyError):
-    return serializers.ValidationError({"graph": error.problems})
+def _refused(error: services.JourneyError, workspace=None, graph=None):
+    """A refusal lists every problem under "graph"; with the graph at hand it also sorts
+    them by node ("nodes": {node id: [...]}) and keeps the journey's own ("journey"), so
+    the canvas can show each problem on the node it concerns."""
+    detail = {"graph": error.problems}
+    if workspace is not None:
+        nodes, journey = problems_by_node(workspace, graph, error.problems)
+        detail |= {"nodes": nodes, "journey": journey}
+    return serializers.ValidationError(detail)
 
 
 def _graph(request) -> dict:
@@ -96,7 +104,7 @@ class JourneyViewSet(WorkspaceViewSetMixin, viewsets.ModelViewSet):
                 request.user if request.user.is_authenticated else None,
             )
         except services.JourneyError as error:
-            raise _refused(error) from None
+            raise _refused(error, request.workspace, request.data) from None
         return Response(JourneySerializer(journey).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -108,7 +116,7 @@ class JourneyViewSet(WorkspaceViewSetMixin, viewsets.ModelViewSet):
         try:
             services.update_draft(journey, _graph(request))
         except services.JourneyError as error:
-            raise _refused(error) from None
+            raise _refused(error, request.workspace, request.data) from None
         return Response(JourneySerializer(journey).data)
 
     def destroy(self, request, *args, **kwargs):
@@ -147,7 +155,7 @@ class JourneyViewSet(WorkspaceViewSetMixin, viewsets.ModelViewSet):
                 move_to=move_to if isinstance(move_to, dict) else None,
             )
         except services.JourneyError as error:
-            raise _refused(error) from None
+            raise _refused(error, request.workspace, journey.draft) from None
         journey.refresh_from_db()
         return Response(JourneySerializer(journey).data)
 

@@ -2,6 +2,7 @@
 validation that names every problem at once, with the node it concerns."""
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ def validate_graph(graph, refs: References | None = None) -> Problems:
         isinstance(exit_when, dict) and isinstance(exit_when.get("event"), str)
     ):
         problems.add("", _('exit_when must be {"event": "<event name>"}.'))
+    _check_layout(graph.get("layout"), problems)
     holdout = graph.get("holdout_percent", 0)
     if not isinstance(holdout, int | float) or isinstance(holdout, bool) or not 0 <= holdout < 100:
         problems.add("", _("holdout_percent must be a number from 0 to 99."))
@@ -164,6 +166,21 @@ def _check_entry(entry, problems: Problems, refs: References) -> None:
             problems.add("", _("offset_days must be a whole number of days."))
         if parse_time_of_day(entry.get("at", "09:00")) is None:
             problems.add("", _('entry.at must be a time of day such as "09:00".'))
+
+
+def _check_layout(layout, problems: Problems) -> None:
+    """The canvas's positions ({"<node id>": [x, y], "entry": [x, y]}): the engine ignores
+    them, but they must be numbers so that every canvas can draw what it saved."""
+    if layout is None:
+        return
+    if not isinstance(layout, dict) or not all(
+        isinstance(key, str)
+        and isinstance(point, list)
+        and len(point) == 2
+        and all(_number(n) for n in point)
+        for key, point in layout.items()
+    ):
+        problems.add("", _('layout must be {"<node id>": [x, y], …} with numbers for x and y.'))
 
 
 def _check_reentry(reentry, problems: Problems) -> None:
@@ -401,6 +418,10 @@ def _check_cycles(by_id: dict, outgoing: dict, problems: Problems) -> None:
     for node_id in graph:
         if node_id not in state:
             visit(node_id, [])
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _text(value) -> bool:

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Workspace, WorkspaceScopedModel
 from apps.channels.models import Message
-from apps.contacts.models import Contact
+from apps.contacts.models import Contact, Event
 from apps.journeys.choices import EnrollmentState, JourneyStatus, StepOutcome
 
 OPEN_STATES = [EnrollmentState.ACTIVE, EnrollmentState.WAITING]
@@ -225,3 +225,44 @@ class NodeStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} {self.node_id}"
+
+
+class PendingJourneyEvent(models.Model):
+    """An event some journey listens for, stored and not yet applied to the journeys.
+    Ingest writes the row in the statement that stores the event; the engine deletes it
+    in the transaction that applies the event. So each event reaches the journeys exactly
+    once, whichever process dies when: a worker that dies before its commit leaves the rows
+    here (its transaction is rolled back), and one that commits has applied them."""
+
+    # No constraints to the events or the workspaces: every stored event would pay for
+    # their checks (a key-share lock on the event row, and on the workspace row, which every
+    # ingest request would share). Each row lives seconds; one whose event has gone (the
+    # contact erased meanwhile) is simply deleted when claimed.
+    event = models.OneToOneField(
+        Event,
+        on_delete=models.DO_NOTHING,
+        primary_key=True,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("event"),
+    )
+    workspace = models.ForeignKey(
+        Workspace,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,  # covered by pending_event_workspace
+        related_name="+",
+        verbose_name=_("workspace"),
+    )
+    created_at = models.DateTimeField(_("stored"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("pending journey event")
+        verbose_name_plural = _("pending journey events")
+        indexes = [
+            # A worker claims a workspace's oldest; the sweep lists the workspaces.
+            models.Index(fields=["workspace", "event"], name="pending_event_workspace"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.workspace_id})"

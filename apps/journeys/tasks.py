@@ -37,7 +37,9 @@ def process_journey_events_task(workspace_id: int) -> int:
 
 @shared_task
 def sweep_journey_events_task() -> None:
-    """Pending events left by a worker that died are picked up again."""
+    """From beat: a worker for each workspace with pending events, in case their wake-up
+    was lost (Redis down, or ingest killed between its commit and the wake-up) or the
+    worker applying them died."""
     for workspace_id in triggers.pending_workspaces():
         redis_client.schedule_once(
             f"journey-events:{workspace_id}", process_journey_events_task, workspace_id

@@ -300,6 +300,24 @@ def refresh_segment(segment: Segment) -> tuple[int, int]:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [REFRESH_LOCK, segment.pk])
         if not cursor.fetchone()[0]:
             return 0, 0
+        if not announce and not SegmentMembership.objects.filter(segment=segment).exists():
+            # A first build with no members yet (none added in real time meanwhile): one
+            # INSERT … SELECT, with nothing to compare against and no events to record.
+            cursor.execute(
+                f"""
+                INSERT INTO segments_segmentmembership (workspace_id, segment_id, contact_id,
+                                                        entered_at)
+                SELECT %(workspace_id)s, %(segment_id)s, c.id, %(now)s
+                FROM contacts_contact c WHERE c.workspace_id = %(workspace_id)s AND {sql}
+                ON CONFLICT DO NOTHING
+                """,  # noqa: S608
+                params | {"workspace_id": workspace.pk, "segment_id": segment.pk, "now": now},
+            )
+            entered = cursor.rowcount
+            size = SegmentMembership.objects.filter(segment=segment).count()
+            Segment.objects.filter(pk=segment.pk).update(member_count=size, refreshed_at=now)
+            SegmentSize.objects.create(segment=segment, measured_at=now, size=size)
+            return entered, 0
         cursor.execute("DROP TABLE IF EXISTS segment_target")
         cursor.execute(
             f"""

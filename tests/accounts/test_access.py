@@ -18,8 +18,12 @@ from apps.contacts.models import (
     ContactList,
     ListMembership,
 )
+from apps.journeys.models import Journey
+from apps.journeys.services import journeys
 from apps.segments.models import Segment
+from apps.webhooks.models import WebhookDelivery, WebhookSubscription
 from tests.channels.factories import ChannelFactory, email_template
+from tests.personalization.factories import ContentSlotFactory, VariantFactory
 
 # Pages that work inside the current workspace: reachable by any member, and for an
 # outsider they show the outsider's own workspace, never Acme's.
@@ -31,16 +35,27 @@ WORKSPACE_PAGES = [
     "contacts:import_start",
     "segments:list",
     "segments:create",
-    "journeys",
+    # content slots; role tests: tests/personalization/test_views.py
+    "personalization:list",
+    "personalization:create",
+    "personalization:demo",
+    "journeys:list",
+    "journeys:new",
     "templates:list",
     "templates:create",
     "channels:list",
     "channels:create",
-    "reports",
+    "reporting:index",
     "accounts:workspace_settings",
     "accounts:member_list",
     "accounts:api_key_list",
+    # outbound webhooks; role tests: tests/webhooks/test_views.py
+    "webhooks:list",
+    "webhooks:create",
     "messages:list",
+    "reporting:journeys",
+    "reporting:attribution",
+    "reporting:insight",
 ]
 # Views addressing one row of a workspace by its id or slug, and what they change.
 OBJECT_VIEWS = [
@@ -67,6 +82,14 @@ OBJECT_VIEWS = [
     "segments:size_csv",
     "segments:refresh",
     "segments:delete",
+    # content slots; analyst tests: tests/personalization/test_views.py
+    "personalization:detail",
+    "personalization:edit",
+    "personalization:delete",
+    "personalization:preview",
+    "personalization:variant_create",
+    "personalization:variant_edit",
+    "personalization:variant_delete",
     # more outsider tests: tests/channels/test_template_views.py, test_channel_settings.py
     "templates:edit",
     "templates:version",
@@ -75,16 +98,46 @@ OBJECT_VIEWS = [
     "channels:delete",
     # more outsider tests: tests/channels/test_messages_views.py
     "messages:detail",
+    # outbound webhooks; more outsider and analyst tests: tests/webhooks/test_views.py
+    "webhooks:detail",
+    "webhooks:rotate_secret",
+    "webhooks:test",
+    "webhooks:delete",
+    "webhooks:delivery",
+    "webhooks:replay",
+    # the journey builder; more outsider and analyst tests: tests/journeys/test_builder_views.py
+    "journeys:builder",
+    "journeys:node_form",
+    "journeys:settings_form",
+    "journeys:test",
+    "journeys:forecast",
+    "journeys:versions",
+    "journeys:version",
+    "journeys:restore",
+    "journeys:steps",
 ]
 # Of OBJECT_VIEWS, those that only read: an outsider asks for them with GET.
 OBJECT_READS = {"contacts:detail", "contacts:timeline", "contacts:export_json"}
 OBJECT_READS |= {"contacts:import_detail", "contacts:import_progress", "contacts:import_errors"}
 OBJECT_READS |= {"segments:detail", "segments:size_csv"}
+OBJECT_READS |= {"personalization:detail", "personalization:preview"}
 OBJECT_READS |= {"messages:detail"}
+OBJECT_READS |= {"webhooks:detail", "webhooks:delivery"}
 OBJECT_READS |= {"templates:version"}
+OBJECT_READS |= {"journeys:builder", "journeys:versions", "journeys:version", "journeys:test"}
 # Downloads of the current workspace's data (not pages, so not WORKSPACE_PAGES);
 # outsider, analyst and anonymous tests: tests/contacts/test_export.py
 WORKSPACE_DOWNLOADS = ["contacts:export"]
+# outsider tests: tests/reporting/test_dashboard.py
+WORKSPACE_DOWNLOADS += ["reporting:export", "reporting:attribution_export"]
+# A journey's report and its CSVs; outsider tests: tests/reporting/test_journey_report.py
+REPORT_VIEWS = ["reporting:journey", "reporting:journey_export"]
+# Customer insight: its CSVs, an RFM cell's customers (a cell or group of the current
+# workspace's grid, named in the path), the refresh status it polls, "Recompute now" and
+# "Save as segment"; outsider and analyst tests: tests/reporting/test_insight_views.py
+REPORT_VIEWS += ["reporting:insight_export", "reporting:insight_rfm_customers"]
+REPORT_VIEWS += ["reporting:insight_status", "reporting:insight_recompute"]
+REPORT_VIEWS += ["reporting:insight_save_segment"]
 # Posts that only answer about the current workspace (no row addressed, nothing changed);
 # analysts are refused them with CHANGE_POSTS, the outsider test is below.
 WORKSPACE_POSTS = ["segments:preview"]
@@ -112,6 +165,9 @@ API_ENDPOINTS = [
     "api:segment-detail",
     "api:segment-members",
     "api:segment-preview",
+    # ingest keys only (no sessions); outsider tests: tests/personalization/test_api.py
+    "api:personalize",
+    "api:personalize-click",
     # outsider tests for these: tests/journeys/test_api.py
     "api:journey-list",
     "api:journey-detail",
@@ -137,6 +193,19 @@ API_ENDPOINTS = [
     # outsider tests for these: tests/channels/test_messages_api.py
     "api:message-list",
     "api:message-detail",
+    # outsider tests: tests/reporting/test_dashboard.py, test_attribution.py, test_journey_report.py
+    "api:report-overview",
+    "api:report-attribution",
+    "api:report-journey",
+    # outsider, scope and role tests for these: tests/webhooks/test_api.py
+    "api:webhook-list",
+    "api:webhook-detail",
+    "api:webhook-deliveries",
+    "api:webhook-rotate-secret",
+    "api:webhook-test",
+    "api:webhook-replay",
+    # outsider tests: tests/reporting/test_insight_views.py
+    "api:report-insight",
 ]
 # Segment-compatible ingest; outsider and scope tests: tests/contacts/test_segment_ingest.py
 SEGMENT_ENDPOINTS = [
@@ -190,7 +259,7 @@ def test_every_url_is_covered_by_an_access_test():
     covered = (
         set(WORKSPACE_PAGES) | set(OBJECT_VIEWS) | set(API_ENDPOINTS) | set(SEGMENT_ENDPOINTS)
         | set(WORKSPACE_DOWNLOADS) | set(WORKSPACE_POSTS) | set(WORKSPACE_PARTIALS)
-        | PUBLIC | SIGNED_LINKS
+        | set(REPORT_VIEWS) | PUBLIC | SIGNED_LINKS
         | ESP_WEBHOOKS | SMS_HOOKS
     )  # fmt: skip
     names = {name for name in all_url_names() if not name.startswith("admin:")}
@@ -225,6 +294,13 @@ def acme(workspace, marketer, analyst):
             rule={"attr": "plan", "op": "eq", "value": "pro"},
         ),
         "template": email_template(workspace, "welcome"),
+        "webhook": WebhookSubscription.objects.create(
+            workspace=workspace,
+            url="https://hooks.acme.test/in",
+            event_types=["*"],
+            secret="whsec_acme",
+        ),
+        "slot": ContentSlotFactory(workspace=workspace, key="home-hero", name="Acme hero"),
         "channel": ChannelFactory(
             workspace=workspace,
             name="Mail server",
@@ -232,7 +308,23 @@ def acme(workspace, marketer, analyst):
             config={"host": "127.0.0.1", "port": 9, "timeout": 1},
             secrets={"password": "pw"},
         ),
+        "journey": acme_journey(workspace),
     }
+
+
+def acme_journey(workspace):
+    """A journey of Acme, published once (version 1)."""
+    journey = journeys.create_journey(
+        workspace,
+        {
+            "name": "Acme welcome",
+            "entry": {"type": "api"},
+            "start": "done",
+            "nodes": [{"id": "done", "type": "exit"}],
+        },
+    )
+    journeys.publish(journey)
+    return journey
 
 
 def object_url(name, acme):
@@ -261,6 +353,19 @@ def object_url(name, acme):
         return reverse(name, args=[acme["template"].pk])
     if name.startswith("channels:"):
         return reverse(name, args=[acme["channel"].pk])
+    if name.startswith("personalization:variant_") and name != "personalization:variant_create":
+        variant = VariantFactory(slot=acme["slot"], name="pros")
+        return reverse(name, args=[acme["slot"].pk, variant.pk])
+    if name.startswith("personalization:"):
+        return reverse(name, args=[acme["slot"].pk])
+    if name in ("journeys:version", "journeys:restore"):
+        return reverse(name, args=[acme["journey"].pk, 1])
+    if name.startswith("journeys:"):
+        return reverse(name, args=[acme["journey"].pk])
+    if name in ("webhooks:delivery", "webhooks:replay"):
+        return reverse(name, args=[acme["webhook"].pk, acme_delivery(acme).pk])
+    if name.startswith("webhooks:"):
+        return reverse(name, args=[acme["webhook"].pk])
     return reverse(name, args=[target[name]])
 
 
@@ -273,6 +378,17 @@ def acme_message(acme):
         template_version=version, idempotency_key="acme-news", recipient="ann@acme.test",
         subject="Acme news", status="sent",
     )  # fmt: skip
+
+
+def acme_delivery(acme):
+    """A delivery to Acme's webhook, not sent yet (a replay would send it)."""
+    return WebhookDelivery.objects.create(
+        workspace=acme["workspace"],
+        subscription=acme["webhook"],
+        event_id="evt_acme",
+        event_type="conversion",
+        payload={"id": "evt_acme"},
+    )
 
 
 def acme_state(acme):
@@ -313,6 +429,16 @@ def acme_state(acme):
             .values_list("name", "config", "secrets", "is_active")
         ),
         "policy": list(DeliveryPolicy.objects.filter(workspace=workspace).values()),
+        "webhooks": list(
+            WebhookSubscription.objects.for_workspace(workspace)
+            .order_by("pk")
+            .values_list("url", "event_types", "secret", "is_active")
+        ),
+        "journeys": list(
+            Journey.objects.for_workspace(workspace)
+            .order_by("pk")
+            .values_list("name", "status", "draft")
+        ),
     }
 
 
@@ -360,11 +486,22 @@ CHANGE_POSTS = {
         "settings-timeout": "5",
     },
     "channels:delete": {},
+    "webhooks:create": {"url": "https://stolen.test/hooks", "event_types": ["*"]},
+    "webhooks:detail": {"url": "https://hacked.test/hooks", "event_types": ["*"]},
+    "journeys:new": {"starter": "blank"},
+    "journeys:node_form": {"node": json.dumps({"id": "done", "type": "exit"})},
+    "journeys:settings_form": {"settings": "{}"},
+    "journeys:restore": {},
+    "journeys:steps": {"action": "save"},
 }
 # Of CHANGE_POSTS, those marketers may make too (analysts still may not).
 EDITOR_POSTS = {
-    name for name in CHANGE_POSTS if name.startswith(("contacts:", "segments:", "templates:"))
+    name
+    for name in CHANGE_POSTS
+    if name.startswith(("contacts:", "segments:", "templates:", "journeys:"))
 }
+# Owners and marketers change webhooks (tests/webhooks/test_views.py).
+EDITOR_POSTS |= {"webhooks:create", "webhooks:detail"}
 
 
 def post_data(name, acme):

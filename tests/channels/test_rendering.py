@@ -6,7 +6,9 @@ import re
 
 import pytest
 from django.core import signing
+from django.utils.translation import get_language
 
+from apps.channels.services import rendering
 from apps.channels.services.rendering import (
     SIGNING_SALTS,
     read_tracking_token,
@@ -258,3 +260,116 @@ def test_tracking_tokens_read_back_and_a_tampered_one_is_refused():
     assert read_tracking_token("click", token) == [77, 3]
     assert read_tracking_token("open", token) is None  # another kind's salt
     assert read_tracking_token("click", token.replace("Wzc3", "Wzc4")) is None
+
+
+# A version's HTML prepared once ----------------------------------------------------------
+
+
+def per_message(monkeypatch, version, scope, message_id=MESSAGE_ID):
+    """The message as inlining and deriving the text for this message alone makes it."""
+
+    def no_layout(*args):
+        return None
+
+    no_layout.__wrapped__ = no_layout
+    with monkeypatch.context() as patch:
+        patch.setattr(rendering, "_email_layout", no_layout)
+        return render_message(version, scope, message_id, "email")
+
+
+PREPARED_ONCE = {
+    "segment block and links": (
+        "<html><head><style>body { color: #222 } .box p { line-height: 1.5 } "
+        'a:hover { color: red }</style></head><body><div class="box">'
+        "<h1>Hi {{ contact.first_name | default: 'there' }} &amp; co</h1>"
+        '{% if contact.segments contains "vip" %}<p>VIP: <a href="https://shop.example.com/'
+        'vip?c={{ contact.id }}&amp;x=1">early access</a></p>{% endif %}'
+        '<p><a href="https://shop.example.com/new">New</a> and '
+        '<a href="mailto:help@shop.example.com">mail us</a></p></div></body></html>'
+    ),
+    "a loop over list items": (
+        "<body><style>li { color: blue } ul li b { font-weight: bold }</style><ul>"
+        "{% for slug in contact.segments %}<li><b>{{ slug | upcase }}</b></li>{% endfor %}"
+        "</ul><p>{{ contact.attributes.note }}</p></body>"
+    ),
+    "mjml": (
+        "<mjml><mj-body><mj-section><mj-column><mj-text>Hi {{ contact.first_name }}</mj-text>"
+        '<mj-button href="https://shop.example.com/?c={{ contact.id }}">Shop</mj-button>'
+        "</mj-column></mj-section></mj-body></mjml>"
+    ),
+    "a fragment with its own unsubscribe link": (
+        '<p>Hi {{ contact.first_name }}</p><p><a href="{{ unsubscribe_url }}">Leave</a></p>'
+    ),
+}
+
+
+@pytest.mark.parametrize("html", PREPARED_ONCE.values(), ids=PREPARED_ONCE.keys())
+def test_a_prepared_version_renders_what_inlining_each_message_makes(workspace, monkeypatch, html):
+    vip = Segment.objects.create(workspace=workspace, name="VIP", slug="vip", rule={})
+    member = ContactFactory(
+        workspace=workspace, first_name='Ann "A" <b>', attributes={"note": "two\n  lines & more"}
+    )
+    SegmentMembership.objects.create(workspace=workspace, segment=vip, contact=member)
+    other = ContactFactory(workspace=workspace, first_name="")
+    version = email_template(workspace, html=html, preheader="For {{ contact.first_name }}")
+    version = version.versions.get()
+    rendering._email_layout.cache_clear()
+
+    for contact in (member, other):
+        scope = scope_for(contact, workspace)
+        for message_id in (MESSAGE_ID, None):
+            prepared = render_message(version, scope, message_id, "email")
+            alone = per_message(monkeypatch, version, scope, message_id)
+            # The same document; Liquid writes a quote in text as &#34;, the parser as it is.
+            assert prepared.html.replace("&#34;", '"') == alone.html
+            assert prepared.text == alone.text
+            assert prepared.links == alone.links
+
+    [layout] = [rendering._email_layout(version.pk, version.html, True, get_language())]
+    assert layout is not None and layout.text is not None
+    assert rendering._email_layout.cache_info().misses == 1
+
+
+def test_css_that_depends_on_liquid_is_inlined_for_each_message(workspace):
+    html = (
+        "<body><style>.pro { color: red } .vip p { color: gold } "
+        "li:first-child { font-weight: bold }</style>"
+        '<p class="{{ contact.attributes.plan }}">Plan</p>'
+        '{% if contact.segments contains "vip" %}<div class="vip">{% endif %}'
+        '<p>Offer</p>{% if contact.segments contains "vip" %}</div>{% endif %}'
+        "<ul>{% if contact.first_name != '' %}<li>Name</li>{% endif %}<li>Always</li></ul></body>"
+    )
+    version = email_template(workspace, html=html).versions.get()
+    vip = Segment.objects.create(workspace=workspace, name="VIP", slug="vip", rule={})
+    pro = ContactFactory(workspace=workspace, first_name="", attributes={"plan": "pro"})
+    SegmentMembership.objects.create(workspace=workspace, segment=vip, contact=pro)
+    free = ContactFactory(workspace=workspace, first_name="Bo", attributes={"plan": "free"})
+
+    for_pro = render_message(version, scope_for(pro, workspace), 1, "email").html
+    for_free = render_message(version, scope_for(free, workspace), 2, "email").html
+
+    assert rendering._email_layout(version.pk, version.html, False, get_language()) is None
+    assert '<p class="pro" style="color: red;">Plan</p>' in for_pro
+    assert '<p class="free">Plan</p>' in for_free
+    assert '<p style="color: gold;">Offer</p>' in for_pro
+    assert "<p>Offer</p>" in for_free
+    assert '<li style="font-weight: bold;">Always</li>' in for_pro  # the first item here
+    assert '<li style="font-weight: bold;">Name</li><li>Always</li>' in for_free
+
+
+def test_an_unsubscribe_link_left_out_by_a_condition_is_added_for_that_message(workspace):
+    html = (
+        '<body><p>Hi</p>{% if contact.attributes.plan == "pro" %}'
+        '<a href="{{ unsubscribe_url }}">Leave</a>{% endif %}</body>'
+    )
+    version = email_template(workspace, html=html).versions.get()
+    pro = ContactFactory(workspace=workspace, attributes={"plan": "pro"})
+    free = ContactFactory(workspace=workspace, attributes={"plan": "free"})
+
+    for_pro = render_message(version, scope_for(pro, workspace), 1, "email")
+    for_free = render_message(version, scope_for(free, workspace), 2, "email")
+
+    assert "Leave</a>" in for_pro.html and "Unsubscribe</a>" not in for_pro.html
+    assert "Leave</a>" not in for_free.html and "Unsubscribe</a>" in for_free.html
+    assert for_free.html.count(tracking_url("unsubscribe", 2)) == 1
+    assert for_free.text.endswith(f"Unsubscribe ({tracking_url('unsubscribe', 2)})")

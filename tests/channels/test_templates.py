@@ -23,6 +23,7 @@ def draft(workspace, channel=ChannelType.EMAIL, **content):
 def test_a_draft_renders_for_a_contact_without_filling_the_compile_cache(workspace):
     contact = ContactFactory(workspace=workspace, first_name="Ann", attributes={"plan": "pro"})
     rendering._compiled.cache_clear()
+    rendering._email_layout.cache_clear()
     version = draft(
         workspace,
         subject="Hi {{ contact.first_name }}",
@@ -37,6 +38,7 @@ def test_a_draft_renders_for_a_contact_without_filling_the_compile_cache(workspa
     assert "Your plan: pro" in result.rendered.html
     assert "Your plan: pro" in result.rendered.text  # the text part is made from the HTML
     assert rendering._compiled.cache_info().currsize == 0
+    assert rendering._email_layout.cache_info().currsize == 0
 
 
 def test_two_drafts_never_share_a_compiled_field(workspace):
@@ -50,13 +52,16 @@ def test_two_drafts_never_share_a_compiled_field(workspace):
 def test_a_saved_version_is_still_compiled_once(workspace):
     template = email_template(workspace)
     rendering._compiled.cache_clear()
+    rendering._email_layout.cache_clear()
     scope = editor.sample_scope(workspace)
 
     for _ in range(3):
         editor.preview(current_version(template), ChannelType.EMAIL, scope)
 
     info = rendering._compiled.cache_info()
-    assert (info.currsize, info.misses) == (2, 2)  # subject and HTML, parsed once each
+    assert (info.currsize, info.misses) == (1, 1)  # the subject, parsed once
+    layouts = rendering._email_layout.cache_info()
+    assert (layouts.currsize, layouts.misses) == (1, 1)  # the HTML: CSS inlined, text, once
 
 
 def test_preview_lists_unknown_variables_with_field_and_line(workspace):

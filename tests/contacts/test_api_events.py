@@ -211,3 +211,34 @@ def test_text_postgresql_cannot_store_is_a_rejected_item_not_a_500(api):
     assert body["rejected"][0]["index"] == 1
     assert "NUL" in body["rejected"][0]["errors"]["non_field_errors"][0]
     assert list(Event.objects.values_list("name", flat=True)) == ["ok"]
+
+
+def _post_raw(api, body: bytes):
+    return api.generic("POST", URL, body, content_type="application/json")
+
+
+def test_lone_surrogate_is_a_rejected_item_and_the_rest_of_the_batch_is_stored(api):
+    body = (
+        b'{"events": [{"external_id": "u1", "name": "ok"},'
+        b' {"external_id": "u1", "name": "bad", "properties": {"note": "a\\ud800b"}}]}'
+    )
+    response = _post_raw(api, body)
+    assert response.status_code == 200
+    assert response.json()["rejected"][0]["index"] == 1
+    assert list(Event.objects.values_list("name", flat=True)) == ["ok"]
+
+
+def test_integers_past_64_bits_are_stored_digit_for_digit(api):
+    big = "123456789012345678901234567890"
+    body = b'{"external_id": "u1", "name": "big", "properties": {"n": %s}}' % big.encode()
+    assert _post_raw(api, body).status_code == 200
+    assert Event.objects.get().properties == {"n": int(big)}
+
+
+@pytest.mark.parametrize("body", [b'{"external_id": "u", "name": "x", "properties": {"v": NaN}}',
+                                  b'{"external_id": "u", "name": "x"', b"\xff\xfe"])  # fmt: skip
+def test_a_body_that_is_not_json_is_refused_whole(api, body):
+    response = _post_raw(api, body)
+    assert response.status_code == 400
+    assert "JSON parse error" in response.json()["detail"]
+    assert not Event.objects.exists()

@@ -4,7 +4,7 @@ are killed (SIGKILL, as a lost machine) while the server holds one of the first 
 before its DATA, with the rest of their work in flight: events being applied, due waits
 being advanced, messages being sent. Fresh workers finish the run with what beat would
 run (here the test ticks): the due tick, the sender's tick, the lease sweeper, the sweep
-of held journey events. Every contact must end at the exit with each step logged once,
+of pending journey events. Every contact must end at the exit with each step logged once,
 and the server must have received each of the 20,000 emails exactly once."""
 
 import os
@@ -25,7 +25,8 @@ from apps.contacts.choices import ConsentStatus, EventSource
 from apps.contacts.models import Consent, Contact
 from apps.contacts.services.events import record_events
 from apps.journeys.choices import EnrollmentState
-from apps.journeys.models import Enrollment, JourneyStep, NodeStats
+from apps.journeys.models import Enrollment, JourneyStep, NodeStats, PendingJourneyEvent
+from apps.journeys.services import triggers
 from apps.journeys.tasks import advance_due_tick_task, sweep_journey_events_task
 from orchestra import redis_client
 from orchestra.celery import app as celery_app
@@ -40,7 +41,6 @@ CONTACTS = int(os.environ.get("JOURNEYS_CRASH_CONTACTS", "2000"))
 EVENTS_PER_REQUEST = 1_000
 KILLED_AT = CONTACTS * 3 // 10  # the SMTP server holds this message (1-based) before DATA
 MESSAGE_LEASE_SECONDS = 4  # short, so the sweeper may take the dead workers' rows back soon
-EVENTS_LEASE_SECONDS = 8  # the same for journey events held by a dead worker
 TICK_SECONDS = 0.5  # the test's beat
 FINISH_SECONDS = 150
 
@@ -115,8 +115,8 @@ def sink():
 
 @pytest.fixture
 def workers(sink, tmp_path):
-    """Two worker processes sending to the sink, with short leases; `start()` again after
-    `kill()` gives fresh processes."""
+    """Two worker processes sending to the sink, with a short message lease; `start()`
+    again after `kill()` gives fresh processes."""
     queue = f"test-journeys-crash-{uuid.uuid4().hex[:8]}"
     env = process_env(
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
@@ -124,12 +124,6 @@ def workers(sink, tmp_path):
         EMAIL_PORT=str(sink.port),
         EMAIL_USE_TLS="false",
         MESSAGE_LEASE_SECONDS=str(MESSAGE_LEASE_SECONDS),
-        WORKER_SETUP=(
-            "import django\n"
-            "django.setup()\n"
-            "from apps.journeys.services import triggers\n"
-            f"triggers.EVENTS_LEASE_SECONDS = {EVENTS_LEASE_SECONDS}\n"
-        ),
     )
     # Wake-up flags left by an earlier test would keep the first tasks from queueing.
     client = redis_client.client()
@@ -272,15 +266,15 @@ def test_workers_killed_mid_run_leave_every_contact_at_the_exit_with_each_email_
     }
 
 
-# A worker that dies while applying a batch of events (here: while it holds them, stopped
-# in apply_events until killed) must not lose them: the sweep returns them to the pending
-# ones once their hold ends, and a fresh worker applies them.
+# A worker that dies while applying a batch of events (here: stopped in apply_events, its
+# claim made and not committed, until killed) must not lose them: PostgreSQL rolls its
+# claim back with the rest, and the next worker the sweep wakes applies them, at once (no
+# hold to wait out).
 HOLD_IN_APPLY = """
 import time
 import django
 django.setup()
 from apps.journeys.services import triggers
-triggers.EVENTS_LEASE_SECONDS = {lease}
 if {hold}:
     def applying(*args, **kwargs):
         print("applying events; held until killed", flush=True)
@@ -289,7 +283,7 @@ if {hold}:
 """
 
 
-def test_events_held_by_a_worker_killed_mid_batch_are_applied_after_the_sweep(
+def test_events_claimed_by_a_worker_killed_mid_batch_are_applied_by_the_next_one(
     workspace, live_journey, sink, tmp_path
 ):
     live_journey(SERIES)
@@ -313,24 +307,28 @@ def test_events_held_by_a_worker_killed_mid_batch_are_applied_after_the_sweep(
     for key in client.scan_iter(redis_client.key("scheduled", "*")):
         client.delete(key)
     stuck = QueueWorker("stuck", queue, {**env, "WORKER_SETUP": HOLD_IN_APPLY.format(
-        lease=EVENTS_LEASE_SECONDS, hold=True)}, tmp_path)  # fmt: skip
+        hold=True)}, tmp_path)  # fmt: skip
     fresh = QueueWorker("fresh", queue, {**env, "WORKER_SETUP": HOLD_IN_APPLY.format(
-        lease=EVENTS_LEASE_SECONDS, hold=False)}, tmp_path)  # fmt: skip
+        hold=False)}, tmp_path)  # fmt: skip
     celery_app.conf.update(task_always_eager=False, task_default_queue=queue)
     try:
         stuck.start()
         items = [{"external_id": c.external_id, "name": "signed_up"} for c in contacts]
         assert record_events(workspace, items, EventSource.API).accepted == 20
         wait_for(lambda: "held until killed" in stuck.log.read_text(), 30, "the batch", stuck.log)
+        # Claimed: the claim's uncommitted delete hides nothing from others, but holds them.
+        assert PendingJourneyEvent.objects.count() == 20
+        assert triggers.apply_pending_batch(workspace.pk) is None  # the workspace is held
         stuck.kill()
         assert Enrollment.objects.count() == 0  # the dead worker's transaction never was
 
         fresh.start()
         pair = Pair([fresh])
-        beat(lambda: len(sink.headers) == 20, 60, "the held events to be applied", pair)
+        beat(lambda: len(sink.headers) == 20, 60, "the claimed events to be applied", pair)
     finally:
         celery_app.conf.update(task_always_eager=True, task_default_queue="celery")
         fresh.stop()
 
     assert Counter(Enrollment.objects.values_list("node_id", flat=True)) == {"wait": 20}
     assert sorted(mail["to"] for mail in sink.headers) == sorted(c.email for c in contacts)
+    assert PendingJourneyEvent.objects.count() == 0

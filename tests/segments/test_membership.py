@@ -237,3 +237,40 @@ def test_changes_gather_and_one_task_drains_them(workspace, realtime, settings):
     assert sweep_dirty_contacts_task() == 3
     assert members(segment) == {c.pk for c in contacts}
     assert workspace.pk not in services.dirty_workspaces()
+
+
+def test_first_build_keeps_real_time_members_and_drops_stale_ones(workspace):
+    """Members added in real time before the first build: the build takes them into account
+    (no duplicate, no stale member, no entered event for the first population)."""
+    pro, free = ContactFactory.create_batch(2, workspace=workspace, attributes={"plan": "pro"})
+    segment = Segment.objects.create(
+        workspace=workspace, name="Pros", slug="pros",
+        rule={"attr": "plan", "op": "eq", "value": "pro"},
+    )  # fmt: skip
+    # As if real-time evaluation had added both, and then free's plan changed.
+    for contact in (pro, free):
+        SegmentMembership.objects.create(workspace=workspace, segment=segment, contact=contact)
+    free.attributes = {"plan": "free"}
+    free.save(update_fields=["attributes"])
+    new = ContactFactory(workspace=workspace, attributes={"plan": "pro"})
+
+    assert services.refresh_segment(segment) == (1, 1)
+    segment.refresh_from_db()
+    assert members(segment) == {pro.pk, new.pk}
+    assert segment.member_count == 2
+    assert segment_events(new) == []
+
+
+def test_first_build_of_a_new_segment_stores_every_member_once(workspace):
+    contacts = ContactFactory.create_batch(3, workspace=workspace, attributes={"plan": "pro"})
+    ContactFactory(workspace=workspace, attributes={"plan": "free"})
+    segment = Segment.objects.create(
+        workspace=workspace, name="Pros", slug="pros",
+        rule={"attr": "plan", "op": "eq", "value": "pro"},
+    )  # fmt: skip
+    assert services.refresh_segment(segment) == (3, 0)
+    segment.refresh_from_db()
+    assert members(segment) == {c.pk for c in contacts}
+    assert (segment.member_count, segment.sizes.get().size) == (3, 3)
+    assert not Event.objects.filter(name__startswith="segment_").exists()
+    assert services.refresh_segment(segment) == (0, 0)  # a refresh with nothing new

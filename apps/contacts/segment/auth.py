@@ -4,7 +4,6 @@ import base64
 import binascii
 import gzip
 import io
-import json
 import zlib
 
 from django.conf import settings
@@ -13,6 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, parsers
 
 from apps.accounts.authentication import ApiKeyAuthentication
+from orchestra import parsers as json_body
 from orchestra.api import PayloadTooLarge
 
 
@@ -67,11 +67,6 @@ class WriteKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         }
 
 
-def _refuse_constant(name: str):
-    # NaN and Infinity are not JSON, and PostgreSQL's jsonb refuses them.
-    raise ValueError(f"{name} is not valid JSON")
-
-
 class SegmentJSONParser(parsers.BaseParser):
     """JSON whatever the Content-Type says, gzip-compressed or not.
 
@@ -99,7 +94,7 @@ class SegmentJSONParser(parsers.BaseParser):
                 _("The request body is over the limit of %(limit)s bytes.") % {"limit": limit}
             )
         try:
-            return json.loads(body, parse_constant=_refuse_constant)
+            return json_body.loads(body)
         except (ValueError, RecursionError) as exc:
             raise exceptions.ParseError(
                 _("The body is not valid JSON: %(error)s") % {"error": exc}

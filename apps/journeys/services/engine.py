@@ -85,10 +85,18 @@ class Batch:
     consents: dict[int, dict] = field(default_factory=dict)  # contact id -> {channel: status}
     lookups: dict = field(default_factory=dict)  # templates, channels, policies by key
     texts: dict[str, str] = field(default_factory=dict)  # translated messages
+    # Messages to queue when the batch is saved: (step index, workspace, request).
+    sends: list[tuple[int, object, outbox.MessageRequest]] = field(default_factory=list)
 
     def step(self, enrollment, node_id: str, outcome: str, detail: str = "", message=None):
         message_id = message.pk if message is not None else None
         self.steps.append(Step(enrollment, node_id, outcome, detail[:300], message_id, self.now))
+
+    def send(self, enrollment, node_id: str, request: "outbox.MessageRequest") -> None:
+        """A send step; its message is queued with the batch's others when it is saved
+        (`queue_sends`), and the step gets the message's id then."""
+        self.step(enrollment, node_id, StepOutcome.SENT, request.template.slug)
+        self.sends.append((len(self.steps) - 1, enrollment.workspace, request))
 
     def count(self, enrollment, node_id: str, counter: str, amount: int = 1) -> None:
         self.counters[(enrollment.version_id, node_id, counter)] += amount
@@ -276,17 +284,17 @@ def _send(enrollment, node, batch):
         batch.step(enrollment, node["id"], StepOutcome.SENT, template.slug)
         return None
     visit = enrollment.visits.get(node["id"], 1)
-    queued = outbox.queue_message(
-        enrollment.contact,
-        template,
-        f"journey:{enrollment.pk}:{node['id']}:{visit}",
+    request = outbox.MessageRequest(
+        contact=enrollment.contact,
+        template=template,
+        idempotency_key=f"journey:{enrollment.pk}:{node['id']}:{visit}",
         channel=channel,
         context={"event": enrollment.entry_event or {}, "journey": enrollment.journey.name},
         journey_id=enrollment.journey_id,
         node_id=node["id"],
         priority=enrollment.journey.priority,
     )
-    batch.step(enrollment, node["id"], StepOutcome.SENT, template.slug, message=queued.message)
+    batch.send(enrollment, node["id"], request)
     return None
 
 
@@ -528,6 +536,7 @@ def save(batch: Batch, enrollments: list[Enrollment]) -> None:
     for enrollment in enrollments:
         enrollment.updated_at = batch.now
         batch.journeys[enrollment.version_id] = enrollment.journey_id
+    queue_sends(batch)
     with connection.cursor() as cursor:
         if enrollments:
             rows = _enrollment_rows(enrollments, batch.now)
@@ -542,6 +551,19 @@ def save(batch: Batch, enrollments: list[Enrollment]) -> None:
         transaction.on_commit(
             lambda: [call_webhook_task.delay(pk, node["id"]) for pk, node in calls]
         )
+
+
+def queue_sends(batch: Batch) -> None:
+    """The batch's messages, queued in the outbox with one statement per workspace (in the
+    batch's transaction); each send step gets its message's id."""
+    by_workspace: dict[int, tuple] = {}
+    for index, workspace, request in batch.sends:
+        by_workspace.setdefault(workspace.pk, (workspace, []))[1].append((index, request))
+    for workspace, items in by_workspace.values():
+        queued = outbox.queue_messages(workspace, [request for _index, request in items])
+        for (index, _request), answer in zip(items, queued, strict=True):
+            batch.steps[index] = batch.steps[index]._replace(message_id=answer.message.pk)
+    batch.sends.clear()
 
 
 def _enrollment_rows(enrollments: list[Enrollment], now: dt.datetime) -> str:

@@ -1,7 +1,9 @@
 """Events move journeys: an event may enroll the contact (an event or segment_entered
 entry), resume a wait for it, pull the contact to a goal, or end its enrollment (the
-journey's exit_when). Ingest hands over the ids of stored events whose names some journey
-listens for; a worker drains them per workspace, in the order they happened."""
+journey's exit_when). Ingest stores, with each event whose name some journey listens for,
+a pending row (PendingJourneyEvent) in the same statement; a worker claims and applies
+them per workspace, in the order they happened, deleting the rows in the transaction that
+applies them: exactly once, through any crash."""
 
 import datetime as dt
 import json
@@ -61,98 +63,133 @@ def event_names_of(graph: dict) -> set[str]:
     return {name for name in names if name}
 
 
-def events_stored(workspace_id: int, event_ids) -> None:
-    """Call with the ids of stored events that journeys listen for: once the transaction
-    commits, a worker applies them."""
-    ids = [int(pk) for pk in event_ids]
-    if ids:
-        transaction.on_commit(lambda: _queue(workspace_id, ids), robust=True)
+def wake_for_events(workspace_id: int) -> None:
+    """Call once the current transaction has written pending events (PendingJourneyEvent
+    rows, in the statement that stores the events): after the commit, a worker is woken to
+    apply them. Only the wake-up travels through Redis; if it is lost (Redis down, or the
+    process killed right after the commit), the sweep finds the rows within seconds."""
+    transaction.on_commit(lambda: _wake(workspace_id), robust=True)
 
 
-def _queue(workspace_id: int, ids: list[int]) -> None:
+def _wake(workspace_id: int) -> None:
     from apps.journeys.tasks import process_journey_events_task
 
-    redis_client.client().sadd(_pending_key(workspace_id), *ids)
     redis_client.schedule_once(
         f"journey-events:{workspace_id}", process_journey_events_task, workspace_id
     )
 
 
-def _pending_key(workspace_id: int) -> str:
-    return redis_client.key("journeys", "events", workspace_id)
-
-
-def _claimed_key(workspace_id: int) -> str:
-    return redis_client.key("journeys", "claimed", workspace_id)
-
-
-# A worker takes a batch of pending ids and holds them, each with the time its hold ends,
-# until its transaction has committed; a worker that dies leaves them held, and the sweep
-# puts them back once the hold ends. Longer than a task may run (CELERY_TASK_TIME_LIMIT),
-# so a live worker's batch is never handed to another.
-EVENTS_LEASE_SECONDS = 360
-
-CLAIM_EVENTS_LUA = """
-local ids = redis.call('SPOP', KEYS[1], ARGV[1])
-for _, id in ipairs(ids) do
-    redis.call('ZADD', KEYS[2], ARGV[2], id)
-end
-return ids
-"""
-
-RELEASE_EXPIRED_LUA = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-for _, id in ipairs(ids) do
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('SADD', KEYS[2], id)
-end
-return #ids
-"""
-
-
-def process_pending_events(workspace_id: int) -> int:
-    """Drain the workspace's pending events, oldest first in each batch. Each batch is
-    held while it is applied and let go once its transaction has committed: a worker that
-    dies mid-batch leaves its events to the sweep (`pending_workspaces`), not lost."""
-    redis_client.scheduled_task_started(f"journey-events:{workspace_id}")
-    client = redis_client.client()
-    claim = client.register_script(CLAIM_EVENTS_LUA)
-    done = 0
-    while True:
-        lease_until = time.time() + EVENTS_LEASE_SECONDS
-        keys = [_pending_key(workspace_id), _claimed_key(workspace_id)]
-        ids = [int(pk) for pk in claim(keys=keys, args=[EVENTS_BATCH, lease_until]) or []]
-        if not ids:
-            return done
-        events = list(
-            Event.objects.filter(pk__in=ids, workspace_id=workspace_id).order_by(
-                "occurred_at", "pk"
-            )
+def events_stored(workspace_id: int, event_ids) -> None:
+    """For callers whose INSERT of the events could not write the pending rows itself:
+    writes them in the current transaction (so they commit with the events, or not at
+    all) and wakes a worker after the commit."""
+    ids = [int(pk) for pk in event_ids]
+    if not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO journeys_pendingjourneyevent (event_id, workspace_id, created_at) "
+            "SELECT unnest(%s::bigint[]), %s, %s",
+            [ids, workspace_id, timezone.now()],
         )
-        apply_events(workspace_id, events)
-        client.zrem(_claimed_key(workspace_id), *ids)
-        done += len(ids)
+    wake_for_events(workspace_id)
 
 
-def release_expired_events() -> int:
-    """Events held by a worker that died go back to the pending ones; answers how many."""
-    client = redis_client.client()
-    release = client.register_script(RELEASE_EXPIRED_LUA)
-    prefix = _claimed_key(0)[:-1]
-    released = 0
-    for key in client.scan_iter(f"{prefix}*"):
-        workspace_id = int(key.decode().rsplit(":", 1)[1])
-        released += int(release(keys=[key, _pending_key(workspace_id)], args=[time.time()]) or 0)
-    return released
+# A worker claims a batch of the workspace's pending events by deleting their rows, in the
+# transaction that applies them: if it dies before its commit, PostgreSQL rolls the delete
+# back and the rows wait for the next worker; once it has committed, they are gone.
+CLAIM_EVENTS_SQL = """
+DELETE FROM journeys_pendingjourneyevent
+WHERE event_id IN (
+    SELECT event_id FROM journeys_pendingjourneyevent
+    WHERE workspace_id = %s
+    ORDER BY event_id
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING event_id
+"""
+
+# Workspaces with pending events, one index probe each (a loose index scan: a backlog of
+# a million rows costs no more than a few).
+PENDING_WORKSPACES_SQL = """
+WITH RECURSIVE workspaces(id) AS (
+    (SELECT workspace_id FROM journeys_pendingjourneyevent ORDER BY workspace_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT p.workspace_id FROM journeys_pendingjourneyevent p
+            WHERE p.workspace_id > w.id ORDER BY p.workspace_id LIMIT 1)
+    FROM workspaces w WHERE w.id IS NOT NULL
+)
+SELECT id FROM workspaces WHERE id IS NOT NULL
+"""
+
+# One worker at a time applies a workspace's events (pg_try_advisory_xact_lock, per
+# batch), so batches are applied in the order of their events, one after the other: two
+# workers never apply one contact's later event before its earlier one.
+EVENTS_LOCK = 0x6A657665  # the lock's first key; the workspace id is the second
+EVENTS_TASK_SECONDS = 60  # then a successor task takes over (tasks may not run forever)
+
+
+def process_pending_events(workspace_id: int, budget: float = EVENTS_TASK_SECONDS) -> int:
+    """Apply the workspace's pending events, a batch per transaction, oldest first, until
+    none is left or the time budget is spent (then a successor task is queued); answers
+    how many were applied. Returns at once when another worker is applying them."""
+    redis_client.scheduled_task_started(f"journey-events:{workspace_id}")
+    deadline = time.monotonic() + budget
+    done, looked_again = 0, False
+    while True:
+        if time.monotonic() > deadline:
+            _wake(workspace_id)
+            return done
+        applied = apply_pending_batch(workspace_id)
+        if applied is None:
+            return done  # another worker holds the workspace; it drains what is left
+        done += applied
+        if applied:
+            looked_again = False
+            continue
+        # Nothing left when we looked. Events stored meanwhile may have had their worker
+        # find the workspace held (by us) and give up: look again, now that we have let go,
+        # so that they do not wait for the sweep.
+        if looked_again or not _has_pending(workspace_id):
+            return done
+        looked_again = True
+
+
+def apply_pending_batch(workspace_id: int, size: int | None = None) -> int | None:
+    """Claim up to `size` of the workspace's pending events and apply them, in one
+    transaction; answers how many (None when another worker holds the workspace)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [EVENTS_LOCK, workspace_id])
+            if not cursor.fetchone()[0]:
+                return None
+            cursor.execute(CLAIM_EVENTS_SQL, [workspace_id, size or EVENTS_BATCH])
+            ids = [row[0] for row in cursor.fetchall()]
+        if ids:
+            events = list(
+                Event.objects.filter(pk__in=ids, workspace_id=workspace_id).order_by(
+                    "occurred_at", "pk"
+                )
+            )
+            apply_events(workspace_id, events)
+    return len(ids)
+
+
+def _has_pending(workspace_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM journeys_pendingjourneyevent WHERE workspace_id = %s)",
+            [workspace_id],
+        )
+        return cursor.fetchone()[0]
 
 
 def pending_workspaces() -> list[int]:
-    """Workspaces with events waiting for a worker (those held by a dead worker first
-    return to waiting)."""
-    release_expired_events()
-    prefix = _pending_key(0)[:-1]
-    keys = redis_client.client().scan_iter(f"{prefix}*")
-    return [int(key.decode().rsplit(":", 1)[1]) for key in keys]
+    """Workspaces with events waiting for a worker (what the sweep wakes workers for)."""
+    with connection.cursor() as cursor:
+        cursor.execute(PENDING_WORKSPACES_SQL)
+        return [row[0] for row in cursor.fetchall()]
 
 
 @transaction.atomic
